@@ -37,9 +37,9 @@ func (h *Health) SetUp(up bool, logger *slog.Logger, reason error) {
 	was := h.up.Swap(up)
 	switch {
 	case up && !was:
-		logger.Info("source up", "source", h.name)
+		logger.Info("source up", "evidence_source", h.name)
 	case !up && was:
-		logger.Error("source down", "source", h.name, "err", reason)
+		logger.Error("source down", "evidence_source", h.name, "err", reason)
 	}
 }
 
@@ -49,7 +49,7 @@ func (h *Health) Event() { h.events.Add(1) }
 // Error counts one error and logs it.
 func (h *Health) Error(logger *slog.Logger, msg string, err error) {
 	h.errors.Add(1)
-	logger.Warn(msg, "source", h.name, "err", err)
+	logger.Warn(msg, "evidence_source", h.name, "err", err)
 }
 
 // Registry holds the health of every source, by name.

@@ -1,0 +1,60 @@
+package collector
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/exit137-exporter/exit137-exporter/source/disk"
+)
+
+func init() {
+	registerCollector("disk", true, newDiskCollector)
+}
+
+var (
+	diskUsageRatioDesc = desc("disk_usage_ratio",
+		"Used fraction of the filesystem holding a watched path, as df computes Use%.",
+		"path")
+	diskInodesUsageRatioDesc = desc("disk_inodes_usage_ratio",
+		"Used fraction of the inodes of the filesystem holding a watched path (0 where the filesystem has no inode limit).",
+		"path")
+)
+
+type diskCollector struct {
+	source *disk.Source
+}
+
+func newDiskCollector(deps Deps) (Collector, error) {
+	return &diskCollector{source: deps.Disk}, nil
+}
+
+// Update measures every watched path; a path statfs cannot measure is
+// left out (the disk source counts the error). It fails only when no
+// path could be measured.
+func (c *diskCollector) Update(ch chan<- prometheus.Metric) error {
+	if c.source == nil {
+		return ErrNoData
+	}
+	usage := c.source.Usage()
+	if len(usage) == 0 {
+		return ErrNoData
+	}
+	var firstErr error
+	measured := 0
+	for _, u := range usage {
+		if u.Err != nil {
+			if firstErr == nil {
+				firstErr = u.Err
+			}
+			continue
+		}
+		measured++
+		ch <- prometheus.MustNewConstMetric(diskUsageRatioDesc, prometheus.GaugeValue, u.UsedRatio, u.Path)
+		ch <- prometheus.MustNewConstMetric(diskInodesUsageRatioDesc, prometheus.GaugeValue, u.InodesUsedRatio, u.Path)
+	}
+	if measured == 0 {
+		return fmt.Errorf("no watched path could be measured: %w", firstErr)
+	}
+	return nil
+}
