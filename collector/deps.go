@@ -3,9 +3,11 @@ package collector
 import (
 	"log/slog"
 
+	"github.com/exit137-exporter/exit137-exporter/cgroupfs"
 	"github.com/exit137-exporter/exit137-exporter/source"
 	"github.com/exit137-exporter/exit137-exporter/source/disk"
 	"github.com/exit137-exporter/exit137-exporter/source/kmsg"
+	"github.com/exit137-exporter/exit137-exporter/tracker"
 )
 
 // Deps are the parts of the exporter that collectors read. A nil part
@@ -13,6 +15,9 @@ import (
 type Deps struct {
 	Logger  *slog.Logger
 	Sources *source.Registry
+	Tracker *tracker.Tracker
+	// Cgroups is nil when no memory cgroup hierarchy could be found.
+	Cgroups *cgroupfs.FS
 	Kmsg    *kmsg.Source
 	Disk    *disk.Source
 }
