@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/promslog"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web"
+
+	"github.com/exit137-exporter/exit137-exporter/attribution"
+	"github.com/exit137-exporter/exit137-exporter/cgroupfs"
+	"github.com/exit137-exporter/exit137-exporter/collector"
+	"github.com/exit137-exporter/exit137-exporter/source"
+	"github.com/exit137-exporter/exit137-exporter/source/disk"
+	"github.com/exit137-exporter/exit137-exporter/source/docker"
+	"github.com/exit137-exporter/exit137-exporter/source/kmsg"
+	"github.com/exit137-exporter/exit137-exporter/tracker"
+)
+
+// serveConfig holds the serve command's flags.
+type serveConfig struct {
+	web                       *web.FlagConfig
+	metricsPath               *string
+	disableExpMets, dockerOff *bool
+	maxRequests               *int
+	dockerHost, cgroupRoot    *string
+	kmsgPath                  *string
+	diskPaths                 *[]string
+	diskThreshold             *float64
+	settle, window, retention *time.Duration
+	logConfig                 *promslog.Config
+}
+
+func serve(cfg serveConfig, logger *slog.Logger) error {
+	logger.Info("starting "+exporterName, "version", version.Info(), "build_context", version.BuildContext())
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	sources := source.NewRegistry()
+	diskSource := disk.New(*cfg.diskPaths, *cfg.diskThreshold, sources.Source("disk"), logger)
+	t := tracker.New(tracker.Config{Settle: *cfg.settle, Window: *cfg.window, Retention: *cfg.retention},
+		logger, diskSource.Pressure)
+	deps := collector.Deps{Logger: logger, Sources: sources, Tracker: t, Disk: diskSource}
+
+	cgroupHealth := sources.Source("cgroupfs")
+	if fs, err := cgroupfs.NewFS(*cfg.cgroupRoot); err != nil {
+		cgroupHealth.SetUp(false, logger, err)
+		logger.Error("no memory cgroups: memory metrics are off", "root", *cfg.cgroupRoot, "err", err)
+	} else {
+		logger.Info("cgroup filesystem", "root", *cfg.cgroupRoot, "mode", fs.Mode())
+		cgroupHealth.SetUp(true, logger, nil)
+		deps.Cgroups = &fs
+	}
+
+	diskSource.Usage() // sets the disk source's health before the first scrape
+	if !*cfg.dockerOff {
+		src, err := docker.New(docker.Options{
+			Host:       *cfg.dockerHost,
+			OOMKills:   oomKillReader(deps.Cgroups),
+			OnDataRoot: diskSource.AddPath,
+		}, t, sources.Source("docker"), logger)
+		if err != nil {
+			return err
+		}
+		go src.Run(ctx)
+	}
+	if *cfg.kmsgPath != "" {
+		deps.Kmsg = kmsg.New(*cfg.kmsgPath, t, sources.Source("kmsg"), logger)
+		go deps.Kmsg.Run(ctx)
+	}
+
+	metrics, err := metricsHandler(deps, !*cfg.disableExpMets, *cfg.maxRequests)
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle(*cfg.metricsPath, metrics)
+	mux.Handle("/explain", explainHandler(t))
+	if *cfg.metricsPath != "/" {
+		landing, err := web.NewLandingPage(web.LandingConfig{
+			Name:        exporterName,
+			Description: "Why containers die with exit code 137: memory vs limit, every exit, and the cause of every SIGKILL",
+			Version:     version.Info(),
+			Links: []web.LandingLinks{
+				{Address: *cfg.metricsPath, Text: "Metrics"},
+				{Address: "/explain", Text: "Recent verdicts with their evidence (JSON; ?container=NAME_OR_ID)"},
+			},
+		})
+		if err != nil {
+			return err
+		}
+		mux.Handle("/", landing)
+	}
+	server := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = server.Shutdown(shutdown)
+	}()
+	if err := web.ListenAndServe(server, cfg.web, logger); err != nil && err != http.ErrServerClosed {
+		return err
+	}
+	return nil
+}
+
+// metricsHandler builds the registry that /metrics serves.
+func metricsHandler(deps collector.Deps, exporterMetrics bool, maxRequests int) (http.Handler, error) {
+	exit137, err := collector.New(deps)
+	if err != nil {
+		return nil, err
+	}
+	deps.Logger.Info("enabled collectors", "collectors", exit137.Names())
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(versioncollector.NewCollector("exit137"), exit137)
+	if exporterMetrics {
+		registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	return promhttp.HandlerFor(registry, promhttp.HandlerOpts{
+		ErrorLog:            slog.NewLogLogger(deps.Logger.Handler(), slog.LevelError),
+		ErrorHandling:       promhttp.ContinueOnError,
+		MaxRequestsInFlight: maxRequests,
+	}), nil
+}
+
+// oomKillReader lets the Docker source read a container's cgroup oom_kill
+// counter at its start, OOM and death, before the cgroup is removed.
+func oomKillReader(fs *cgroupfs.FS) func(id string) (uint64, bool) {
+	if fs == nil {
+		return nil
+	}
+	return func(id string) (uint64, bool) {
+		path, err := fs.ContainerPath(id)
+		if err != nil {
+			return 0, false
+		}
+		m, err := fs.Memory(path)
+		if err != nil || m.OOMKills == nil {
+			return 0, false
+		}
+		return *m.OOMKills, true
+	}
+}
+
+// explainResponse is the JSON body of /explain.
+type explainResponse struct {
+	Verdicts []attribution.Verdict `json:"verdicts"`
+}
+
+// explainHandler serves the recent verdicts, newest first:
+// ?container=NAME_OR_ID filters, ?limit=N bounds (default 100).
+func explainHandler(t *tracker.Tracker) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		limit := 100
+		if s := r.URL.Query().Get("limit"); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 1 {
+				http.Error(w, fmt.Sprintf("bad limit %q: want a positive number", s), http.StatusBadRequest)
+				return
+			}
+			limit = n
+		}
+		verdicts := t.Verdicts(r.URL.Query().Get("container"))
+		if len(verdicts) > limit {
+			verdicts = verdicts[:limit]
+		}
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(explainResponse{Verdicts: verdicts})
+	})
+}
