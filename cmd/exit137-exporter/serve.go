@@ -30,6 +30,14 @@ import (
 	"github.com/exit137-exporter/exit137-exporter/tracker"
 )
 
+// sourceStarters start the optional evidence sources, each defined in a
+// file of its own with its own flags; an error is logged and the source
+// stays down, the exporter goes on.
+var sourceStarters []func(ctx context.Context, deps *collector.Deps, logger *slog.Logger) error
+
+// handlerHooks add optional endpoints (each in a file of its own).
+var handlerHooks []func(mux *http.ServeMux)
+
 // serveConfig holds the serve command's flags.
 type serveConfig struct {
 	web                       *web.FlagConfig
@@ -82,6 +90,12 @@ func serve(cfg serveConfig, logger *slog.Logger) error {
 		go deps.Kmsg.Run(ctx)
 	}
 
+	for _, start := range sourceStarters {
+		if err := start(ctx, &deps, logger); err != nil {
+			logger.Error("evidence source not started", "err", err)
+		}
+	}
+
 	metrics, err := metricsHandler(deps, !*cfg.disableExpMets, *cfg.maxRequests)
 	if err != nil {
 		return err
@@ -89,6 +103,9 @@ func serve(cfg serveConfig, logger *slog.Logger) error {
 	mux := http.NewServeMux()
 	mux.Handle(*cfg.metricsPath, metrics)
 	mux.Handle("/explain", explainHandler(t))
+	for _, hook := range handlerHooks {
+		hook(mux)
+	}
 	if *cfg.metricsPath != "/" {
 		landing, err := web.NewLandingPage(web.LandingConfig{
 			Name:        exporterName,

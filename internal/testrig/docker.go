@@ -4,13 +4,21 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
 
-// Docker makes sure a daemon answers and the helper image exists.
+// lockPath serialises the tests that use the shared daemon across test
+// processes: they count host-wide exits, so two at once would see each
+// other's deaths.
+const lockPath = "/run/exit137-test/docker.lock"
+
+// Docker makes sure a daemon answers and the helper image exists, and
+// holds the daemon's test lock until the test ends.
 func Docker(t testing.TB) {
 	t.Helper()
+	lockDocker(t)
 	if _, err := Try("docker", "info"); err != nil {
 		Need(t, "no Docker daemon answers (run scripts/dockerd.sh start): %v", err)
 	}
@@ -86,4 +94,19 @@ func PID(t testing.TB, name string) string {
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]
+}
+
+func lockDocker(t testing.TB) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(lockPath), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(lockPath, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() }) // closing releases the lock
 }
