@@ -22,6 +22,10 @@ func TestMain(m *testing.M) {
 // fastSettle keeps the tests quick; the rules are the same as the default.
 var fastSettle = []string{"--attribution.settle=500ms", "--kmsg.path=/dev/kmsg"}
 
+// sigtraceOff keeps a host kill -9 untraced, for the tests of what the
+// verdict is without a sender.
+const sigtraceOff = "--exits.retention=1h"
+
 // exitsOf is the label match of one container name's exits.
 func exitsOf(name string, extra ...string) map[string]string {
 	m := map[string]string{"name": name}

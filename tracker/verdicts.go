@@ -83,9 +83,11 @@ func (t *Tracker) ObserveOOMKills(id string, count uint64, at time.Time) {
 	t.evidence.add(attribution.Evidence{
 		Container: id, Time: seen, Source: "cgroupfs", Kind: attribution.KindCgroupOOMKill,
 		Detail: "cgroup oom_kill counter rose from " + strconv.FormatUint(prev, 10) + " to " + strconv.FormatUint(count, 10) +
-			" between " + seen.UTC().Format(time.RFC3339) + " and " + at.UTC().Format(time.RFC3339),
+			" between " + seen.UTC().Format(stampFormat) + " and " + at.UTC().Format(stampFormat),
 	}, at.Add(-t.cfg.Window-t.cfg.Settle-attribution.ClockSkew))
 }
+
+const stampFormat = "15:04:05.000"
 
 func (t *Tracker) decide(exit attribution.Exit, probed []attribution.Evidence) {
 	t.mu.Lock()

@@ -30,7 +30,7 @@ const afterTheFactWindow = 30 * time.Second
 // explain prints why a container exited: the live verdicts of a running
 // exporter when one answers, otherwise a diagnosis from what the host
 // still holds, with what it could not see.
-func explain(cfg explainConfig, out io.Writer, logger *slog.Logger) error {
+func explain(cfg explainConfig, out io.Writer) error {
 	verdicts, err := fetchVerdicts(*cfg.url, *cfg.target, *cfg.timeout)
 	if err == nil && len(verdicts) > 0 {
 		fmt.Fprintf(out, "Live verdicts from the exporter at %s (newest first):\n\n", *cfg.url)
@@ -49,7 +49,7 @@ func explain(cfg explainConfig, out io.Writer, logger *slog.Logger) error {
 		fmt.Fprintf(out, "The exporter at %s has no verdict for %q (it knows only exits since it started).\n", *cfg.url, *cfg.target)
 	}
 	fmt.Fprintf(out, "Diagnosing after the fact from what the host still holds.\n\n")
-	return afterTheFact(cfg, out, logger)
+	return afterTheFact(cfg, out)
 }
 
 func fetchVerdicts(base, target string, timeout time.Duration) ([]attribution.Verdict, error) {
@@ -98,7 +98,7 @@ func printVerdict(out io.Writer, v attribution.Verdict) {
 
 // afterTheFact rebuilds the evidence from docker inspect, the daemon's
 // in-memory event buffer, the kernel ring buffer and disk usage now.
-func afterTheFact(cfg explainConfig, out io.Writer, logger *slog.Logger) error {
+func afterTheFact(cfg explainConfig, out io.Writer) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
@@ -145,7 +145,7 @@ func afterTheFact(cfg explainConfig, out io.Writer, logger *slog.Logger) error {
 	if dinfo, err := dc.Info(ctx); err == nil && dinfo.DockerRootDir != "" {
 		*cfg.diskPaths = append(*cfg.diskPaths, dinfo.DockerRootDir)
 	}
-	d := disk.New(*cfg.diskPaths, *cfg.threshold, source.NewRegistry().Source("disk"), logger)
+	d := disk.New(*cfg.diskPaths, *cfg.threshold, source.NewRegistry().Source("disk"), slog.New(slog.DiscardHandler))
 	if time.Since(finished) <= afterTheFactWindow {
 		evidence = append(evidence, d.Pressure(finished)...)
 	} else {

@@ -62,7 +62,7 @@ func main() {
 	case serveCmd.FullCommand():
 		err = serve(cfg, logger)
 	case explainCmd.FullCommand():
-		err = explain(ex, os.Stdout, logger)
+		err = explain(ex, os.Stdout)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, exporterName+":", err)

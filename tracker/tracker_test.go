@@ -1,0 +1,194 @@
+package tracker
+
+import (
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/exit137-exporter/exit137-exporter/attribution"
+)
+
+var t0 = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+
+// newTestTracker decides at once and runs on a clock the test moves.
+func newTestTracker(probes ...DeathProbe) (*Tracker, *time.Time) {
+	tr := New(Config{Window: 30 * time.Second, Retention: time.Hour, MaxVerdicts: 3}, slog.New(slog.DiscardHandler), probes...)
+	now := t0
+	tr.now = func() time.Time { return now }
+	tr.start = t0
+	tr.after = func(_ time.Duration, f func()) { f() }
+	return tr, &now
+}
+
+const id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+func exitAt(code int, at time.Time) attribution.Exit {
+	return attribution.Exit{ContainerID: id, Name: "web", Image: "nginx", ExitCode: code, Time: at}
+}
+
+func hostCount(tr *Tracker, code int) uint64 {
+	_, host := tr.ExitSeries()
+	var n uint64
+	for _, s := range host {
+		if s.ExitCode == code {
+			n += s.Count
+		}
+	}
+	return n
+}
+
+func TestExitsAreCountedOnce(t *testing.T) {
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	tests := []struct {
+		name  string
+		steps func(tr *Tracker) []bool // what each Exited call returned
+		want  []bool
+		count uint64
+	}{
+		{"die once", func(tr *Tracker) []bool {
+			tr.Started(id, at(1))
+			return []bool{tr.Exited(exitAt(1, at(2)), time.Time{})}
+		}, []bool{true}, 1},
+		{"a replayed die is a duplicate", func(tr *Tracker) []bool {
+			tr.Started(id, at(1))
+			return []bool{tr.Exited(exitAt(1, at(2)), time.Time{}), tr.Exited(exitAt(1, at(2)), time.Time{})}
+		}, []bool{true, false}, 1},
+		{"a replayed start older than the counted exit changes nothing", func(tr *Tracker) []bool {
+			tr.Started(id, at(1))
+			first := tr.Exited(exitAt(1, at(2)), time.Time{})
+			tr.Started(id, at(1))
+			return []bool{first, tr.Exited(exitAt(1, at(2)), time.Time{})}
+		}, []bool{true, false}, 1},
+		{"a restart makes the next die new", func(tr *Tracker) []bool {
+			tr.Started(id, at(1))
+			first := tr.Exited(exitAt(1, at(2)), time.Time{})
+			tr.Started(id, at(3))
+			return []bool{first, tr.Exited(exitAt(1, at(4)), time.Time{})}
+		}, []bool{true, true}, 2},
+		{"a reconcile of the run a die already counted is a duplicate", func(tr *Tracker) []bool {
+			tr.Started(id, at(1))
+			return []bool{tr.Exited(exitAt(1, at(2)), time.Time{}), tr.Exited(exitAt(1, at(2).Add(-time.Millisecond)), at(1))}
+		}, []bool{true, false}, 1},
+		{"a reconcile of a later run (restarted and died in a gap) is new", func(tr *Tracker) []bool {
+			tr.Started(id, at(1))
+			return []bool{tr.Exited(exitAt(1, at(2)), time.Time{}), tr.Exited(exitAt(1, at(9)), at(5))}
+		}, []bool{true, true}, 2},
+		{"an exit of an unknown container from before the start is history", func(tr *Tracker) []bool {
+			tr.Removed(id)
+			return []bool{tr.Exited(exitAt(1, t0.Add(-time.Minute)), t0.Add(-2*time.Minute))}
+		}, []bool{false}, 0},
+		{"an exit of an unknown container after the start counts", func(tr *Tracker) []bool {
+			tr.Removed(id)
+			return []bool{tr.Exited(exitAt(1, at(3)), at(1))}
+		}, []bool{true}, 1},
+		{"a baseline is not counted, and its run's die neither", func(tr *Tracker) []bool {
+			tr.Baseline(exitAt(1, t0.Add(-time.Minute)))
+			return []bool{tr.Exited(exitAt(1, t0.Add(-time.Minute)), t0.Add(-2*time.Minute)), tr.Exited(exitAt(1, at(1)), time.Time{})}
+		}, []bool{false, false}, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tr, _ := newTestTracker()
+			tr.Upsert(Meta{ID: id, Name: "web", Image: "nginx"})
+			got := tc.steps(tr)
+			for i := range tc.want {
+				if got[i] != tc.want[i] {
+					t.Errorf("Exited call %d returned %v, want %v", i, got[i], tc.want[i])
+				}
+			}
+			if n := hostCount(tr, 1); n != tc.count {
+				t.Errorf("counted %d, want %d", n, tc.count)
+			}
+		})
+	}
+}
+
+func TestNameSeriesRetention(t *testing.T) {
+	tr, now := newTestTracker()
+	tr.Upsert(Meta{ID: id, Name: "web", Image: "nginx"})
+	tr.Started(id, t0)
+	tr.Exited(exitAt(0, t0.Add(time.Second)), time.Time{})
+	byName, _ := tr.ExitSeries()
+	if len(byName) != 6 { // five pre-initialised 137 causes + the exit
+		t.Fatalf("want 6 series for a live name, got %d: %+v", len(byName), byName)
+	}
+	tr.Removed(id)
+	*now = now.Add(59 * time.Minute)
+	if byName, _ = tr.ExitSeries(); len(byName) != 6 {
+		t.Fatalf("series dropped before the retention ran out")
+	}
+	*now = now.Add(2 * time.Minute)
+	byName, host := tr.ExitSeries()
+	if len(byName) != 0 {
+		t.Fatalf("series of a name removed over an hour ago kept: %+v", byName)
+	}
+	if hostCount(tr, 0) != 1 || len(host) != 6 {
+		t.Fatalf("host totals must never drop: %+v", host)
+	}
+}
+
+func TestRecreatedNameKeepsItsSeries(t *testing.T) {
+	tr, now := newTestTracker()
+	tr.Upsert(Meta{ID: id, Name: "web", Image: "nginx"})
+	tr.Started(id, t0)
+	tr.Exited(exitAt(137, t0.Add(time.Second)), time.Time{})
+	tr.Removed(id)
+	*now = now.Add(2 * time.Hour)
+	other := strings.Repeat("f", 64)
+	tr.Upsert(Meta{ID: other, Name: "web", Image: "nginx"})
+	byName, _ := tr.ExitSeries()
+	var unknown uint64
+	for _, s := range byName {
+		if s.Cause == attribution.CauseUnknown {
+			unknown += s.Count
+		}
+	}
+	if unknown != 1 {
+		t.Fatalf("the kill of the first web must still count for the name: %+v", byName)
+	}
+}
+
+func TestOOMKillRiseIsEvidenceStampedAtThePreviousLook(t *testing.T) {
+	tr, _ := newTestTracker()
+	tr.Upsert(Meta{ID: id, Name: "web"})
+	tr.ObserveOOMKills(id, 0, t0)
+	tr.ObserveOOMKills(id, 0, t0.Add(10*time.Second))
+	tr.ObserveOOMKills(id, 2, t0.Add(20*time.Second))
+	ev := tr.evidence.around(id, t0, t0.Add(time.Minute))
+	if len(ev) != 1 || ev[0].Kind != attribution.KindCgroupOOMKill || !ev[0].Time.Equal(t0.Add(10*time.Second)) {
+		t.Fatalf("want one cgroup_oom_kill at +10s, got %+v", ev)
+	}
+}
+
+func TestVerdictsUseEvidenceAndProbesAndAreBounded(t *testing.T) {
+	pressure := func(at time.Time) []attribution.Evidence {
+		return []attribution.Evidence{{Time: at, Kind: attribution.KindDiskPressure, Source: "disk", Detail: "/data full"}}
+	}
+	tr, _ := newTestTracker(pressure)
+	tr.Upsert(Meta{ID: id, Name: "web"})
+	for i := 0; i < 4; i++ {
+		start := t0.Add(time.Duration(i) * time.Minute)
+		tr.Started(id, start)
+		if i == 3 {
+			tr.AddEvidence(attribution.Evidence{Container: id, Time: start.Add(time.Second), Kind: attribution.KindDockerKill, Signal: 9, Source: "docker"})
+		}
+		tr.Exited(exitAt(137, start.Add(2*time.Second)), time.Time{})
+	}
+	v := tr.Verdicts("web")
+	if len(v) != 3 {
+		t.Fatalf("kept %d verdicts, want the newest 3", len(v))
+	}
+	if v[0].Cause != attribution.CauseManual || v[1].Cause != attribution.CauseDisk {
+		t.Fatalf("newest first: manual (docker kill beats disk), then disk; got %s, %s", v[0].Cause, v[1].Cause)
+	}
+	if got := tr.Verdicts(id[:12]); len(got) != 3 {
+		t.Fatalf("an id prefix must match: %d", len(got))
+	}
+	if got := tr.Verdicts("other"); len(got) != 0 {
+		t.Fatalf("another name matched: %d", len(got))
+	}
+	if views := tr.Views(); views[id].LastCause != attribution.CauseManual || views[id].LastExit.ExitCode != 137 {
+		t.Fatalf("last verdict not on the view: %+v", views[id])
+	}
+}
