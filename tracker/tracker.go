@@ -182,9 +182,13 @@ func (t *Tracker) Exited(exit attribution.Exit, startedAt time.Time) bool {
 	t.exits.hold(exit.Name, exit.Image)
 	t.mu.Unlock()
 
+	// Host conditions are sampled now; that says something about the death
+	// only when it is recent, not for an exit found on a late reconcile.
 	var probed []attribution.Evidence
-	for _, probe := range t.probes {
-		probed = append(probed, probe(exit.Time)...)
+	if t.now().Sub(exit.Time) <= t.cfg.Window {
+		for _, probe := range t.probes {
+			probed = append(probed, probe(exit.Time)...)
+		}
 	}
 	t.pending.Add(1)
 	t.after(t.cfg.Settle, func() {

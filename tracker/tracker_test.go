@@ -192,3 +192,17 @@ func TestVerdictsUseEvidenceAndProbesAndAreBounded(t *testing.T) {
 		t.Fatalf("last verdict not on the view: %+v", views[id])
 	}
 }
+
+func TestLateReconciledExitIsNotJudgedByDiskNow(t *testing.T) {
+	pressure := func(at time.Time) []attribution.Evidence {
+		return []attribution.Evidence{{Time: at, Kind: attribution.KindDiskPressure, Source: "disk"}}
+	}
+	tr, now := newTestTracker(pressure)
+	tr.Upsert(Meta{ID: id, Name: "web"})
+	tr.Started(id, t0.Add(time.Second))
+	*now = t0.Add(time.Hour) // the exit is found on a reconcile an hour later
+	tr.Exited(exitAt(137, t0.Add(2*time.Second)), t0.Add(time.Second))
+	if v := tr.Verdicts("web"); len(v) != 1 || v[0].Cause != attribution.CauseUnknown {
+		t.Fatalf("disk pressure sampled an hour after the death decided it: %+v", v)
+	}
+}
