@@ -130,17 +130,24 @@ func (r *dirReader) workingSet(usage uint64, key string) (uint64, error) {
 	return usage - inactive, nil
 }
 
+// usageAndLimit fills the fields both versions read alike, each from
+// its own files: Usage, WorkingSet and Limit.
+func (r *dirReader) usageAndLimit(m *Memory, usage *fileName, inactiveKey string, limit *fileName) (err error) {
+	if m.Usage, err = r.uint(usage); err != nil {
+		return err
+	}
+	if m.WorkingSet, err = r.workingSet(m.Usage, inactiveKey); err != nil {
+		return err
+	}
+	m.Limit, err = r.limit(limit)
+	return err
+}
+
 func (r *dirReader) memoryV1() (Memory, error) {
 	var m Memory
 	var err error
 	vals := new([3]uint64)
-	if m.Usage, err = r.uint(fileUsageInBytes); err != nil {
-		return Memory{}, err
-	}
-	if m.WorkingSet, err = r.workingSet(m.Usage, "total_inactive_file"); err != nil {
-		return Memory{}, err
-	}
-	if m.Limit, err = r.limit(fileLimitInBytes); err != nil {
+	if err = r.usageAndLimit(&m, fileUsageInBytes, "total_inactive_file", fileLimitInBytes); err != nil {
 		return Memory{}, err
 	}
 	if vals[0], err = r.uint(fileMaxUsageInBytes); err != nil {
@@ -181,13 +188,7 @@ func (r *dirReader) memoryV2() (Memory, error) {
 		}
 		m.Peak = &vals[0]
 	}
-	if m.Usage, err = r.uint(fileCurrent); err != nil {
-		return Memory{}, err
-	}
-	if m.WorkingSet, err = r.workingSet(m.Usage, "inactive_file"); err != nil {
-		return Memory{}, err
-	}
-	if m.Limit, err = r.limit(fileMax); err != nil {
+	if err = r.usageAndLimit(&m, fileCurrent, "inactive_file", fileMax); err != nil {
 		return Memory{}, err
 	}
 	if data, _, err = r.read(fileEvents, false); err != nil {

@@ -132,41 +132,6 @@ func ParseKeyedValue(data []byte, key string) (value uint64, found bool, err err
 	return 0, false, nil
 }
 
-// ParseFlatKeyed parses a whole flat keyed file into a map, checking
-// every line. It allocates; the scrape path uses ParseKeyedValue.
-// Blank lines are skipped; a repeated key is an error.
-func ParseFlatKeyed(data []byte) (map[string]uint64, error) {
-	m := make(map[string]uint64)
-	line := 0
-	for len(data) > 0 {
-		line++
-		var l []byte
-		if i := bytes.IndexByte(data, '\n'); i >= 0 {
-			l, data = data[:i], data[i+1:]
-		} else {
-			l, data = data, nil
-		}
-		t := trimSpace(l)
-		if len(t) == 0 {
-			continue
-		}
-		sp := bytes.IndexAny(t, " \t")
-		if sp <= 0 {
-			return nil, &Error{Line: line, Text: string(l), Err: ErrInvalidValue}
-		}
-		n, ok := parseDecimal(trimSpace(t[sp:]))
-		if !ok {
-			return nil, &Error{Line: line, Text: string(l), Err: ErrInvalidValue}
-		}
-		k := string(t[:sp])
-		if _, dup := m[k]; dup {
-			return nil, &Error{Line: line, Text: string(l), Err: errors.New("duplicate key")}
-		}
-		m[k] = n
-	}
-	return m, nil
-}
-
 // parseDecimal parses an unsigned decimal without allocating. It rejects
 // empty input, signs, non-digits and overflow.
 func parseDecimal(b []byte) (uint64, bool) {

@@ -2,7 +2,6 @@ package cgroupfs
 
 import (
 	"errors"
-	"maps"
 	"strings"
 	"testing"
 )
@@ -160,39 +159,6 @@ func TestParseKeyedValueNoAlloc(t *testing.T) {
 	}
 }
 
-func TestParseFlatKeyed(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		in   string
-		want map[string]uint64
-		err  string
-	}{
-		{"events", v2Events, map[string]uint64{"low": 0, "high": 0, "max": 1873, "oom": 1, "oom_kill": 1, "oom_group_kill": 0}, ""},
-		{"oom_control", v1OOMControl, map[string]uint64{"oom_kill_disable": 0, "under_oom": 0, "oom_kill": 1}, ""},
-		{"empty", "", map[string]uint64{}, ""},
-		{"missing newline and trailing space", "a 1 \nb 2", map[string]uint64{"a": 1, "b": 2}, ""},
-		{"blank line", "a 1\n\nb 2\n", map[string]uint64{"a": 1, "b": 2}, ""},
-		{"bad value", "a 1\nb x\n", nil, `line 2: "b x": invalid value`},
-		{"no value", "a 1\nb\n", nil, `line 2: "b": invalid value`},
-		{"leading space no key", "a 1\n 5\n", nil, `line 2`},
-		{"duplicate", "a 1\na 2\n", nil, `line 2: "a 2": duplicate key`},
-		{"max is not a counter", "a max\n", nil, `invalid value`},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := ParseFlatKeyed([]byte(tc.in))
-			if tc.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.err) {
-					t.Fatalf("ParseFlatKeyed(%q) = %v, %v; want error containing %q", tc.in, got, err, tc.err)
-				}
-				return
-			}
-			if err != nil || !maps.Equal(got, tc.want) {
-				t.Fatalf("ParseFlatKeyed(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
-			}
-		})
-	}
-}
-
 func TestErrorMessage(t *testing.T) {
 	_, _, err := ParseKeyedValue([]byte("anon 1\nfile 2\ninactive_file x\n"), "inactive_file")
 	var e *Error
@@ -219,7 +185,6 @@ func FuzzParsers(f *testing.F) {
 			func() error { _, err := ParseUint(data); return err }(),
 			func() error { _, err := ParseLimit(data); return err }(),
 			func() error { _, _, err := ParseKeyedValue(data, "inactive_file"); return err }(),
-			func() error { _, err := ParseFlatKeyed(data); return err }(),
 		} {
 			var e *Error
 			if err != nil && !errors.As(err, &e) {

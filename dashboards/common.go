@@ -163,24 +163,28 @@ func (g *gen) row(title string) *dashboard.RowBuilder {
 	return dashboard.NewRowBuilder(title).Id(g.nextID())
 }
 
-// q is a range query.
-func q(refID, expr, legend string) *prometheus.DataqueryBuilder {
+func query(refID, expr, legend string) *prometheus.DataqueryBuilder {
 	return prometheus.NewDataqueryBuilder().
 		Datasource(ds).
 		RefId(refID).
 		Expr(expr).
-		LegendFormat(legend).
-		Range()
+		LegendFormat(legend)
+}
+
+// q is a range query.
+func q(refID, expr, legend string) *prometheus.DataqueryBuilder {
+	return query(refID, expr, legend).Range()
 }
 
 // instant is an instant query, for stats, bar gauges and tables.
 func instant(refID, expr, legend string) *prometheus.DataqueryBuilder {
-	return prometheus.NewDataqueryBuilder().
-		Datasource(ds).
-		RefId(refID).
-		Expr(expr).
-		LegendFormat(legend).
-		Instant()
+	return query(refID, expr, legend).Instant()
+}
+
+// sumBy is PromQL "sum by (by) (fn(series[ri]))": fn, increase or rate,
+// of a counter over the rate interval, summed by the labels in by.
+func (g *gen) sumBy(by, fn, series string) string {
+	return "sum by (" + by + ") (" + fn + "(" + series + g.ri() + "))"
 }
 
 func (g *gen) thresholds() *dashboard.ThresholdsConfigBuilder {
@@ -193,15 +197,32 @@ func (g *gen) thresholds() *dashboard.ThresholdsConfigBuilder {
 		})
 }
 
-func (g *gen) timeseries(title, description, unit string, w, h uint32) *timeseries.PanelBuilder {
-	return timeseries.NewPanelBuilder().
-		Id(g.nextID()).
+// panelBuilder is what every panel builder of the SDK has, each method
+// returning the builder itself.
+type panelBuilder[B any] interface {
+	Id(id uint32) B
+	Title(title string) B
+	Description(description string) B
+	Datasource(datasource common.DataSourceRef) B
+	Unit(unit string) B
+	Span(w uint32) B
+	Height(h uint32) B
+}
+
+// panel sets what every panel here has: the next id, title, description,
+// the data source, unit and size (w of 24 columns, h rows).
+func panel[B panelBuilder[B]](g *gen, b B, title, description, unit string, w, h uint32) B {
+	return b.Id(g.nextID()).
 		Title(title).
 		Description(description).
 		Datasource(ds).
 		Unit(unit).
 		Span(w).
-		Height(h).
+		Height(h)
+}
+
+func (g *gen) timeseries(title, description, unit string, w, h uint32) *timeseries.PanelBuilder {
+	return panel(g, timeseries.NewPanelBuilder(), title, description, unit, w, h).
 		LineWidth(1).
 		FillOpacity(0).
 		Legend(common.NewVizLegendOptionsBuilder().
@@ -240,16 +261,9 @@ func (g *gen) events(title, description string, w, h uint32) *timeseries.PanelBu
 
 // topRatio is a bar gauge of the containers closest to their limit.
 func (g *gen) topRatio(title, description, record string, w, h uint32) *bargauge.PanelBuilder {
-	return bargauge.NewPanelBuilder().
-		Id(g.nextID()).
-		Title(title).
-		Description(description).
-		Datasource(ds).
-		Unit(units.PercentUnit).
+	return panel(g, bargauge.NewPanelBuilder(), title, description, units.PercentUnit, w, h).
 		Min(0).
 		Max(1).
-		Span(w).
-		Height(h).
 		Thresholds(g.thresholds()).
 		DisplayMode(common.BarGaugeDisplayModeGradient).
 		Orientation(common.VizOrientationHorizontal).
@@ -262,18 +276,21 @@ func (g *gen) topRatio(title, description, record string, w, h uint32) *bargauge
 }
 
 func (g *gen) stat(title, description, unit string, w, h uint32) *stat.PanelBuilder {
-	return stat.NewPanelBuilder().
-		Id(g.nextID()).
-		Title(title).
-		Description(description).
-		Datasource(ds).
-		Unit(unit).
-		Span(w).
-		Height(h).
+	return panel(g, stat.NewPanelBuilder(), title, description, unit, w, h).
 		GraphMode(common.BigValueGraphModeNone).
 		ColorMode(common.BigValueColorModeValue).
 		TextMode(common.BigValueTextModeValueAndName).
 		ReduceOptions(common.NewReduceDataOptionsBuilder().Calcs([]string{"lastNotNull"}).Values(false))
+}
+
+// ratioStat is a stat of a 0–1 ratio recording rule per container,
+// coloured by the thresholds.
+func (g *gen) ratioStat(title, description, record string, w, h uint32) *stat.PanelBuilder {
+	return g.stat(title, description, units.PercentUnit, w, h).
+		Min(0).Max(1).
+		Thresholds(g.thresholds()).
+		ColorMode(common.BigValueColorModeBackground).
+		WithTarget(instant("A", record+g.ctr(), "{{name}}"))
 }
 
 // upDown maps 1 to a green "up" and 0 to a red "down".
@@ -292,14 +309,7 @@ func upDown(up, down string) []dashboard.ValueMapping {
 // labelTable is a table of instant query results, one row per series and a
 // column per label, without the time column.
 func (g *gen) labelTable(title, description, unit string, w, h uint32, rename map[string]string) *table.PanelBuilder {
-	return table.NewPanelBuilder().
-		Id(g.nextID()).
-		Title(title).
-		Description(description).
-		Datasource(ds).
-		Unit(unit).
-		Span(w).
-		Height(h).
+	return panel(g, table.NewPanelBuilder(), title, description, unit, w, h).
 		Filterable(true).
 		Footer(common.NewTableFooterOptionsBuilder().Show(false).Reducer([]string{"sum"})).
 		WithTransformation(dashboard.DataTransformerConfig{
@@ -309,6 +319,13 @@ func (g *gen) labelTable(title, description, unit string, w, h uint32, rename ma
 				"renameByName":  rename,
 			},
 		})
+}
+
+// recentExits is a table of the selected containers' exits in the last
+// 10 minutes, counted by the recording rule the alerts use.
+func (g *gen) recentExits(title, description string, w uint32) *table.PanelBuilder {
+	return g.labelTable(title, description, units.Short, w, 7, map[string]string{"Value": "exits"}).
+		WithTarget(instant("A", exitsLast10m+g.ctr()+" > 0", "").Format(prometheus.PromQueryFormatTable))
 }
 
 // limitStyle draws the series of query refID as a dashed red line.

@@ -1,8 +1,6 @@
 package dashboards
 
 import (
-	"fmt"
-
 	"github.com/grafana/grafana-foundation-sdk/go/common"
 	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
 	"github.com/grafana/grafana-foundation-sdk/go/prometheus"
@@ -13,7 +11,6 @@ import (
 // memory against their limit, their exits and the exporter's verdicts.
 func Container(cfg Config) (dashboard.Dashboard, error) {
 	g := &gen{cfg: cfg}
-	ri := g.ri()
 	ctr := g.ctr()
 
 	b := g.dashboard("Per container", cfg.ContainerUID(),
@@ -22,20 +19,12 @@ func Container(cfg Config) (dashboard.Dashboard, error) {
 
 	// Memory.
 	b = b.WithRow(g.row("Memory")).
-		WithPanel(g.stat("Working set / limit",
+		WithPanel(g.ratioStat("Working set / limit",
 			"Current working set (usage minus inactive file cache) as a fraction of the memory limit; at 100% the kernel OOM-kills the container.",
-			units.PercentUnit, 6, 5).
-			Min(0).Max(1).
-			Thresholds(g.thresholds()).
-			ColorMode(common.BigValueColorModeBackground).
-			WithTarget(instant("A", workingSetPerLimit+ctr, "{{name}}"))).
-		WithPanel(g.stat("Usage / limit",
+			workingSetPerLimit, 6, 5)).
+		WithPanel(g.ratioStat("Usage / limit",
 			"Current cgroup memory usage, page cache included, as a fraction of the memory limit.",
-			units.PercentUnit, 6, 5).
-			Min(0).Max(1).
-			Thresholds(g.thresholds()).
-			ColorMode(common.BigValueColorModeBackground).
-			WithTarget(instant("A", usagePerLimit+ctr, "{{name}}"))).
+			usagePerLimit, 6, 5)).
 		WithPanel(g.stat("Memory limit",
 			"The cgroup memory limit (docker run --memory). No value: the container has no limit.",
 			units.BytesIEC, 6, 5).
@@ -61,8 +50,8 @@ func Container(cfg Config) (dashboard.Dashboard, error) {
 		WithPanel(g.events("Limit hits and OOM kills",
 			"Per interval: how often the cgroup hit its memory limit, and how many of its processes the kernel OOM killer killed.",
 			12, 8).
-			WithTarget(q("A", fmt.Sprintf("sum by (job, instance, name) (increase(exit137_container_memory_limit_hits_total%s%s))", ctr, ri), "{{name}} limit hits")).
-			WithTarget(q("B", fmt.Sprintf("sum by (job, instance, name) (increase(exit137_container_oom_kills_total%s%s))", ctr, ri), "{{name}} OOM kills")))
+			WithTarget(q("A", g.sumBy("job, instance, name", "increase", "exit137_container_memory_limit_hits_total"+ctr), "{{name}} limit hits")).
+			WithTarget(q("B", g.sumBy("job, instance, name", "increase", "exit137_container_oom_kills_total"+ctr), "{{name}} OOM kills")))
 
 	// Exits and verdicts.
 	b = b.WithRow(g.row("Exits and verdicts")).
@@ -83,16 +72,15 @@ func Container(cfg Config) (dashboard.Dashboard, error) {
 		WithPanel(g.events("Exits by cause",
 			"Exits per interval by the exporter's verdict (oom, systemd_partof, manual, disk, unknown for SIGKILL; none otherwise).",
 			12, 8).
-			WithTarget(q("A", fmt.Sprintf("sum by (name, cause) (increase(exit137_container_exits_total%s%s))", ctr, ri), "{{name}} {{cause}}"))).
+			WithTarget(q("A", g.sumBy("name, cause", "increase", "exit137_container_exits_total"+ctr), "{{name}} {{cause}}"))).
 		WithPanel(g.events("Exits by exit code",
 			"Exits per interval by exit code and the signal that ended the main process.",
 			12, 8).
-			WithTarget(q("A", fmt.Sprintf("sum by (name, exit_code, signal) (increase(exit137_container_exits_total%s%s))", ctr, ri), "{{name}} {{exit_code}} ({{signal}})"))).
-		WithPanel(g.labelTable("Verdicts in the last 10 minutes",
+			WithTarget(q("A", g.sumBy("name, exit_code, signal", "increase", "exit137_container_exits_total"+ctr), "{{name}} {{exit_code}} ({{signal}})"))).
+		WithPanel(g.recentExits("Verdicts in the last 10 minutes",
 			"Every exit of the selected containers in the last 10 minutes with its exit code, signal and cause, counted exactly "+
 				"(the recording rule the alerts use).",
-			units.Short, 12, 7, map[string]string{"Value": "exits"}).
-			WithTarget(instant("A", exitsLast10m+ctr+" > 0", "").Format(prometheus.PromQueryFormatTable))).
+			12)).
 		WithPanel(g.labelTable("Container",
 			"Identity of the selected containers: id, image, Compose project and service, and the systemd unit that runs it, if any.",
 			unitNone, 12, 7, map[string]string{"Value": "info"}).

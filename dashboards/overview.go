@@ -5,7 +5,6 @@ import (
 
 	"github.com/grafana/grafana-foundation-sdk/go/common"
 	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
-	"github.com/grafana/grafana-foundation-sdk/go/prometheus"
 	"github.com/grafana/grafana-foundation-sdk/go/units"
 )
 
@@ -14,7 +13,6 @@ import (
 // sources work.
 func Overview(cfg Config) (dashboard.Dashboard, error) {
 	g := &gen{cfg: cfg}
-	ri := g.ri()
 	ctr, host := g.ctr(), g.host()
 
 	b := g.dashboard("Overview", cfg.OverviewUID(),
@@ -50,17 +48,17 @@ func Overview(cfg Config) (dashboard.Dashboard, error) {
 			"How often each container's cgroup hit its memory limit per interval (cgroup v1 failcnt, v2 memory.events max). "+
 				"Hits without OOM kills mean the kernel reclaimed memory in time.",
 			8, 8).
-			WithTarget(q("A", fmt.Sprintf("sum by (job, instance, name) (increase(exit137_container_memory_limit_hits_total%s%s))", ctr, ri), "{{name}}"))).
+			WithTarget(q("A", g.sumBy("job, instance, name", "increase", "exit137_container_memory_limit_hits_total"+ctr), "{{name}}"))).
 		WithPanel(g.events("OOM kills in containers",
 			"Processes the kernel OOM killer killed per interval, per container cgroup (memory.events oom_kill). "+
 				"A kill of PID 1 ends the container with exit 137; a kill of a child does not.",
 			8, 8).
-			WithTarget(q("A", fmt.Sprintf("sum by (job, instance, name) (increase(exit137_container_oom_kills_total%s%s))", ctr, ri), "{{name}}"))).
+			WithTarget(q("A", g.sumBy("job, instance, name", "increase", "exit137_container_oom_kills_total"+ctr), "{{name}}"))).
 		WithPanel(g.events("Kernel OOM kills by constraint",
 			"OOM kills the kernel logged per interval, by constraint: memcg is a container hitting its own limit; "+
 				"none means the whole host ran out of memory.",
 			8, 8).
-			WithTarget(q("A", fmt.Sprintf("sum by (constraint) (increase(exit137_kernel_oom_kills_total%s%s))", host, ri), "{{constraint}}")))
+			WithTarget(q("A", g.sumBy("constraint", "increase", "exit137_kernel_oom_kills_total"+host), "{{constraint}}")))
 
 	// Exits.
 	b = b.WithRow(g.row("Exits")).
@@ -69,28 +67,27 @@ func Overview(cfg Config) (dashboard.Dashboard, error) {
 				"none for other exits. A container's first exit shows once its series existed before it "+
 				"(the exporter pre-initialises the exit-137 series of every container it has seen).",
 			12, 8).
-			WithTarget(q("A", fmt.Sprintf("sum by (cause) (increase(exit137_container_exits_total%s%s))", ctr, ri), "{{cause}}"))).
+			WithTarget(q("A", g.sumBy("cause", "increase", "exit137_container_exits_total"+ctr), "{{cause}}"))).
 		WithPanel(g.events("Exits by exit code",
 			"Container exits per interval by exit code and the signal that ended the main process (137 = SIGKILL).",
 			12, 8).
-			WithTarget(q("A", fmt.Sprintf("sum by (exit_code, signal) (increase(exit137_container_exits_total%s%s))", ctr, ri), "{{exit_code}} ({{signal}})"))).
-		WithPanel(g.labelTable("Exits in the last 10 minutes",
+			WithTarget(q("A", g.sumBy("exit_code, signal", "increase", "exit137_container_exits_total"+ctr), "{{exit_code}} ({{signal}})"))).
+		WithPanel(g.recentExits("Exits in the last 10 minutes",
 			"Every container exit of the last 10 minutes with its exit code, signal and cause, counted exactly (from the "+
 				"recording rule the alerts use, so a container's first exit is included). "+
 				"Click a row for the per-container view; run `exit137-exporter explain NAME` for the evidence.",
-			units.Short, 24, 7, map[string]string{"Value": "exits"}).
-			DataLinks(g.rowLink()).
-			WithTarget(instant("A", exitsLast10m+ctr+" > 0", "").Format(prometheus.PromQueryFormatTable))).
+			24).
+			DataLinks(g.rowLink())).
 		WithPanel(g.events("SIGKILL senders",
 			"SIGKILLs per interval by the class of their sender, from tracefs signal_generate: kernel (OOM killer), "+
 				"systemd, docker (the daemon), user (a process with a login uid), other.",
 			12, 8).
-			WithTarget(q("A", fmt.Sprintf("sum by (sender) (increase(exit137_sigkills_total%s%s))", host, ri), "{{sender}}"))).
+			WithTarget(q("A", g.sumBy("sender", "increase", "exit137_sigkills_total"+host), "{{sender}}"))).
 		WithPanel(g.events("systemd propagated stops",
 			"Unit stops per interval that systemd propagated from a unit they are PartOf= or BindsTo= (unit ← the unit that stopped or failed). "+
 				"Such stops kill the containers those units run; change PartOf= to Wants= where that is not intended.",
 			12, 8).
-			WithTarget(q("A", fmt.Sprintf("sum by (unit, partof) (increase(exit137_systemd_partof_stops_total%s%s))", host, ri), "{{unit}} ← {{partof}}")))
+			WithTarget(q("A", g.sumBy("unit, partof", "increase", "exit137_systemd_partof_stops_total"+host), "{{unit}} ← {{partof}}")))
 
 	// Disk.
 	b = b.WithRow(g.row("Disk pressure")).
@@ -129,8 +126,8 @@ func Overview(cfg Config) (dashboard.Dashboard, error) {
 			"Events each evidence source turned into evidence, and errors it met (bad lines, lost connections, failed reads), per second.",
 			units.OpsPerSecond, 24, 7).
 			Min(0).
-			WithTarget(q("A", fmt.Sprintf("sum by (instance, source) (rate(exit137_source_events_total%s%s))", host, ri), "{{instance}} {{source}} events")).
-			WithTarget(q("B", fmt.Sprintf("sum by (instance, source) (rate(exit137_source_errors_total%s%s))", host, ri), "{{instance}} {{source}} errors")))
+			WithTarget(q("A", g.sumBy("instance, source", "rate", "exit137_source_events_total"+host), "{{instance}} {{source}} events")).
+			WithTarget(q("B", g.sumBy("instance, source", "rate", "exit137_source_errors_total"+host), "{{instance}} {{source}} errors")))
 
 	return finish(b.Build())
 }

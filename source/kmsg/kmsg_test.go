@@ -57,7 +57,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 // startSource runs a Source on path with short test timings and returns
-// it once it is reading; Run's end is checked in Cleanup.
+// it once it is reading.
 func startSource(t *testing.T, path string, sink source.Sink) (*Source, *source.Health) {
 	t.Helper()
 	health := source.NewRegistry().Source("kmsg")
@@ -65,6 +65,14 @@ func startSource(t *testing.T, path string, sink source.Sink) (*Source, *source.
 	s.retryInterval = 50 * time.Millisecond
 	s.joinWait = 200 * time.Millisecond
 	s.eofPoll = 10 * time.Millisecond
+	runSource(t, s)
+	waitFor(t, "source up", health.Up)
+	return s, health
+}
+
+// runSource runs s until the test ends; Cleanup cancels it and checks
+// that Run returns nil.
+func runSource(t *testing.T, s *Source) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
@@ -79,8 +87,6 @@ func startSource(t *testing.T, path string, sink source.Sink) (*Source, *source.
 			t.Error("Run did not return after cancel")
 		}
 	})
-	waitFor(t, "source up", health.Up)
-	return s, health
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -253,9 +259,7 @@ func TestSourceRetriesOpen(t *testing.T) {
 	sink := newEvidenceSink()
 	s := New(path, sink, health, testLogger(t))
 	s.retryInterval = 20 * time.Millisecond
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
+	runSource(t, s)
 
 	time.Sleep(100 * time.Millisecond)
 	if health.Up() {
@@ -267,16 +271,6 @@ func TestSourceRetriesOpen(t *testing.T) {
 	waitFor(t, "source up", health.Up)
 	appendFile(t, path, realOOMKillRecord+realKilledRecord)
 	sink.next(t, 5*time.Second)
-
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Run = %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Run did not return")
-	}
 }
 
 func TestSourceStopsWhileDown(t *testing.T) {
