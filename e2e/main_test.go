@@ -24,7 +24,7 @@ var fastSettle = []string{"--attribution.settle=500ms", "--kmsg.path=/dev/kmsg"}
 
 // sigtraceOff keeps a host kill -9 untraced, for the tests of what the
 // verdict is without a sender.
-const sigtraceOff = "--exits.retention=1h"
+const sigtraceOff = "--no-sigtrace.enable"
 
 // exitsOf is the label match of one container name's exits.
 func exitsOf(name string, extra ...string) map[string]string {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -34,6 +35,11 @@ import (
 // file of its own with its own flags; an error is logged and the source
 // stays down, the exporter goes on.
 var sourceStarters []func(ctx context.Context, deps *collector.Deps, logger *slog.Logger) error
+
+// sourcesStopped counts the sources that undo something on the host when
+// they stop (sigtrace removes its trace instance); serve waits for it
+// after the server has shut down.
+var sourcesStopped sync.WaitGroup
 
 // handlerHooks add optional endpoints (each in a file of its own).
 var handlerHooks []func(mux *http.ServeMux)
@@ -128,7 +134,10 @@ func serve(cfg serveConfig, logger *slog.Logger) error {
 		defer cancel()
 		_ = server.Shutdown(shutdown)
 	}()
-	if err := web.ListenAndServe(server, cfg.web, logger); err != nil && err != http.ErrServerClosed {
+	err = web.ListenAndServe(server, cfg.web, logger)
+	stop() // a server that failed ends the sources too
+	sourcesStopped.Wait()
+	if err != nil && err != http.ErrServerClosed {
 		return err
 	}
 	return nil

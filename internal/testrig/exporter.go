@@ -74,6 +74,9 @@ func StartExporter(t testing.TB, args ...string) *Exporter {
 	return nil
 }
 
+// PID is the exporter process's id.
+func (e *Exporter) PID() int { return e.cmd.Process.Pid }
+
 // Log returns what the exporter has logged so far.
 func (e *Exporter) Log() string {
 	b, _ := os.ReadFile(e.log)

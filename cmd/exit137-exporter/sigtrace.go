@@ -1,0 +1,51 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/alecthomas/kingpin/v2"
+
+	"github.com/exit137-exporter/exit137-exporter/collector"
+	"github.com/exit137-exporter/exit137-exporter/source/sigtrace"
+	"github.com/exit137-exporter/exit137-exporter/tracker"
+)
+
+var (
+	sigtraceEnable = kingpin.Flag("sigtrace.enable",
+		"Trace who sends every SIGKILL (tracefs signal:signal_generate, in a trace instance of its own).").
+		Default("true").Bool()
+	tracefsPath = kingpin.Flag("tracefs.path", "Where tracefs is mounted; the exporter mounts it there when it is not.").
+			Default(sigtrace.DefaultTracefs).String()
+)
+
+func init() {
+	sourceStarters = append(sourceStarters, func(ctx context.Context, deps *collector.Deps, logger *slog.Logger) error {
+		if !*sigtraceEnable {
+			return nil
+		}
+		deps.Sigtrace = sigtrace.New(sigtrace.Options{Tracefs: *tracefsPath, ContainerByPID: mainPIDs(deps.Tracker)},
+			deps.Tracker, deps.Sources.Source(sigtrace.SourceName), logger)
+		sourcesStopped.Add(1)
+		go func() {
+			defer sourcesStopped.Done()
+			_ = deps.Sigtrace.Run(ctx) // Run logs why it cannot trace
+		}()
+		return nil
+	})
+}
+
+// mainPIDs maps the main process of a running container, as Docker
+// reported it at the start, to the container: a SIGKILLed main process
+// may be reaped before its cgroup is read. A stopped container's pid may
+// have been reused by now, so it maps nothing.
+func mainPIDs(t *tracker.Tracker) func(pid int) (string, bool) {
+	return func(pid int) (string, bool) {
+		for id, v := range t.Views() {
+			if v.Running && v.Pid == pid {
+				return id, true
+			}
+		}
+		return "", false
+	}
+}

@@ -1,0 +1,121 @@
+package sigtrace
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/exit137-exporter/exit137-exporter/attribution"
+	"github.com/exit137-exporter/exit137-exporter/source"
+)
+
+// testLogger logs to the test's log.
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
+}
+
+// startFake runs a Source over a fake tracefs and /proc until the test
+// ends; it returns once the source is up.
+func startFake(t *testing.T, f *fakeTracefs, proc *fakeProc) (*Source, *source.Health, chan attribution.Evidence) {
+	t.Helper()
+	evidence := make(chan attribution.Evidence, 16)
+	health := source.NewRegistry().Source(SourceName)
+	s := New(Options{Proc: proc.root, Instance: own}, source.SinkFunc(func(e attribution.Evidence) { evidence <- e }), health, testLogger(t))
+	s.fs = f.tracefs
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run = %v after cancel, want nil", err)
+		}
+		if isDir(f.instanceDir(own)) {
+			t.Error("the instance is left after Run returned")
+		}
+	})
+	for deadline := time.Now().Add(5 * time.Second); !health.Up(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the source did not come up")
+		}
+	}
+	return s, health, evidence
+}
+
+func TestSourceTurnsContainerKillsIntoEvidence(t *testing.T) {
+	f := newFakeTracefs(t, true)
+	proc := newFakeProc(t)
+	hostProcs(proc)
+	s, health, evidence := startFake(t, f, proc)
+
+	before := time.Now()
+	// A kill of a host process (no evidence), a lost-events line, a
+	// line longer than the buffer, an unparsable one, a SIGTERM (the
+	// filter lets none through), kills that change nothing (not
+	// counted), then a container kill.
+	lines := "bash-812 [0] 1.0: signal_generate: sig=9 errno=0 code=0 comm=sshd pid=500 grp=1 res=0\n" +
+		realLost + "\n" +
+		strings.Repeat("x", readBufferSize+10) + "\n" +
+		"garbage\n" +
+		"bash-812 [0] 1.0: signal_generate: sig=15 errno=0 code=0 comm=helper pid=710 grp=1 res=0\n" +
+		realNamespaceKill + "\n" + // res=1: the target was dying already
+		"bash-812 [0] 1.0: signal_generate: sig=9 errno=0 code=0 comm=helper pid=710 grp=1 res=2\n" +
+		"kill-901 [0] 1.0: signal_generate: sig=9 errno=0 code=0 comm=helper pid=710 grp=1 res=0\n"
+	if _, err := f.pipe.WriteString(lines); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case e := <-evidence:
+		want := attribution.Evidence{Container: containerID, Time: e.Time, Source: "sigtrace", Kind: attribution.KindSignal, Signal: 9, Sender: "user",
+			Detail: "kill (pid 901, uid 0, login uid 1000), /usr/bin/kill, parent sudo < bash < sshd < systemd, target helper (pid 710)"}
+		if e != want {
+			t.Errorf("evidence\n got %+v\nwant %+v", e, want)
+		}
+		if e.Time.Before(before) || e.Time.After(time.Now()) {
+			t.Errorf("evidence time %v not between %v and now", e.Time, before)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no evidence for the container kill")
+	}
+	select {
+	case e := <-evidence:
+		t.Errorf("unexpected evidence %+v", e)
+	default:
+	}
+	if got := s.SIGKILLs(); got[ClassUser] != 2 || len(got) != len(Classes) {
+		t.Errorf("SIGKILLs = %v, want user 2 and every class", got)
+	}
+	if health.Events() != 2 || health.Errors() != 3 {
+		t.Errorf("events %d errors %d, want 2 and 3", health.Events(), health.Errors())
+	}
+}
+
+func TestSourceDownWithoutTracefs(t *testing.T) {
+	f := newFakeTracefs(t, false)
+	f.mountErr = syscall.EPERM
+	health := source.NewRegistry().Source(SourceName)
+	s := New(Options{}, nil, health, testLogger(t))
+	s.fs = f.tracefs
+	if err := s.Run(context.Background()); !errors.Is(err, syscall.EPERM) {
+		t.Errorf("Run = %v, want EPERM at once", err)
+	}
+	if health.Up() {
+		t.Error("source up without tracefs")
+	}
+	for _, class := range Classes {
+		if n, ok := s.SIGKILLs()[class]; !ok || n != 0 {
+			t.Errorf("class %s: %d, %v; want a 0", class, n, ok)
+		}
+	}
+}
