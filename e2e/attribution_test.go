@@ -57,13 +57,6 @@ func requireVerdict(t *testing.T, e *testrig.Exporter, name string, cause attrib
 	return v
 }
 
-// explainCLI runs `exit137-exporter explain` against url.
-func explainCLI(t *testing.T, url, name string) string {
-	t.Helper()
-	bin := testrig.BuildBinary(t, "cmd/exit137-exporter")
-	return testrig.Run(t, bin, "explain", name, "--exporter.url="+url, "--timeout=1s")
-}
-
 // deadURL is where no exporter answers: explain must diagnose after the
 // fact.
 const deadURL = "http://127.0.0.1:1"
@@ -77,10 +70,10 @@ func TestOOMKillIsOOM(t *testing.T) {
 	if v.Signal != "SIGKILL" || v.Weak {
 		t.Errorf("signal %s weak %v", v.Signal, v.Weak)
 	}
-	if out := explainCLI(t, e.URL, name); !strings.Contains(out, "cause    oom") || !strings.Contains(out, "kernel") {
+	if out := testrig.Explain(t, e.URL, name); !strings.Contains(out, "cause    oom") || !strings.Contains(out, "kernel") {
 		t.Errorf("live explain:\n%s", out)
 	}
-	out := explainCLI(t, deadURL, name)
+	out := testrig.Explain(t, deadURL, name)
 	if !strings.Contains(out, "after the fact") || !strings.Contains(out, "cause    oom") {
 		t.Errorf("after-the-fact explain:\n%s", out)
 	}
@@ -105,7 +98,7 @@ func TestDockerKillAndStopTimeoutAreManual(t *testing.T) {
 	if !strings.Contains(v.Summary, "timeout") {
 		t.Errorf("summary %q does not say the stop timed out", v.Summary)
 	}
-	if out := explainCLI(t, deadURL, killed); !strings.Contains(out, "cause    manual") {
+	if out := testrig.Explain(t, deadURL, killed); !strings.Contains(out, "cause    manual") {
 		t.Errorf("after-the-fact explain of a docker kill:\n%s", out)
 	}
 }
@@ -136,7 +129,7 @@ func TestHostKillUnderDiskPressureIsDiskOtherwiseUnknown(t *testing.T) {
 	if !v.Weak {
 		t.Errorf("an unknown verdict must say it is weak")
 	}
-	if out := explainCLI(t, deadURL, plain); !strings.Contains(out, "cause    unknown") || !strings.Contains(out, "Could not see") {
+	if out := testrig.Explain(t, deadURL, plain); !strings.Contains(out, "cause    unknown") || !strings.Contains(out, "Could not see") {
 		t.Errorf("after-the-fact explain of an unexplained kill:\n%s", out)
 	}
 }

@@ -16,6 +16,7 @@ func TestMain(m *testing.M) {
 	if out, err := testrig.Try("docker", "ps", "-aq", "--filter", "label="+testrig.TestLabel); err == nil && out != "" {
 		_, _ = testrig.Try("docker", append([]string{"rm", "-f"}, strings.Fields(out)...)...)
 	}
+	testrig.RemoveBuilds()
 	os.Exit(code)
 }
 

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -47,15 +46,7 @@ func StartExporter(t testing.TB, args ...string) *Exporter {
 	}
 	e := &Exporter{URL: "http://" + addr, cmd: cmd, log: logPath}
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
+		stopProcess(cmd)
 		logFile.Close()
 		if t.Failed() {
 			b, _ := os.ReadFile(logPath)
@@ -72,6 +63,13 @@ func StartExporter(t testing.TB, args ...string) *Exporter {
 	}
 	t.Fatalf("exporter did not answer on %s", addr)
 	return nil
+}
+
+// Explain runs `exit137-exporter explain NAME` against the exporter at
+// url (one where none answers makes it diagnose after the fact).
+func Explain(t testing.TB, url, name string) string {
+	t.Helper()
+	return Run(t, BuildBinary(t, "cmd/exit137-exporter"), "explain", name, "--exporter.url="+url, "--timeout=1s")
 }
 
 // PID is the exporter process's id.

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -68,7 +69,12 @@ func Try(name string, args ...string) (string, error) {
 
 var (
 	buildOnce sync.Map // key → *onceResult
+	// buildDir holds this test process's binaries; RemoveBuilds deletes it.
+	buildDir = filepath.Join(os.TempDir(), "exit137-bin-"+strconv.Itoa(os.Getpid()))
 )
+
+// RemoveBuilds deletes the binaries BuildBinary made; TestMain calls it.
+func RemoveBuilds() { _ = os.RemoveAll(buildDir) }
 
 type onceResult struct {
 	once sync.Once
@@ -89,11 +95,10 @@ func once(key string, f func() (string, error)) (string, error) {
 func BuildBinary(t testing.TB, pkg string) string {
 	t.Helper()
 	path, err := once("bin:"+pkg, func() (string, error) {
-		dir, err := os.MkdirTemp("", "exit137-bin-")
-		if err != nil {
+		if err := os.MkdirAll(buildDir, 0o755); err != nil {
 			return "", err
 		}
-		out := filepath.Join(dir, filepath.Base(pkg))
+		out := filepath.Join(buildDir, filepath.Base(pkg))
 		cmd := exec.Command("go", "build", "-trimpath", "-o", out, "./"+pkg)
 		cmd.Dir = RepoRoot()
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
