@@ -243,14 +243,16 @@ func summarize(v *Verdict, win rule, manualSeen, stopTimeout bool) string {
 	case win == rulePartOf:
 		c := last(cs, KindSystemdPartOf, -1)
 		b.WriteString("Stopped by systemd: ")
+		// The source's detail is the whole chain (what the parent did, how
+		// the child followed); the unit names alone are the fallback.
 		switch {
+		case c.Detail != "":
+			b.WriteString(c.Detail)
 		case c.Unit != "" && c.PartOf != "":
 			b.WriteString(c.Unit)
 			b.WriteString(" was stopped because it is PartOf=/BindsTo= ")
 			b.WriteString(c.PartOf)
 			b.WriteString(", which stopped or failed")
-		case c.Detail != "":
-			b.WriteString(c.Detail)
 		default:
 			b.WriteString("the container's unit followed another unit's stop or failure (PartOf=/BindsTo=)")
 		}

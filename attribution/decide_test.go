@@ -31,6 +31,10 @@ func partOf(at time.Duration) Evidence {
 	return Evidence{Container: cid, Time: t0.Add(at), Source: "systemd", Kind: KindSystemdPartOf,
 		Unit: "app.service", PartOf: "db.service"}
 }
+func withDetail(e Evidence, detail string) Evidence {
+	e.Detail = detail
+	return e
+}
 func dockerKill(at time.Duration, sig int) Evidence {
 	return Evidence{Container: cid, Time: t0.Add(at), Source: "docker", Kind: KindDockerKill, Signal: sig}
 }
@@ -91,7 +95,11 @@ func TestDecide(t *testing.T) {
 		{name: "systemd partof alone", code: 137,
 			ev:    []Evidence{partOf(-1500 * time.Millisecond)},
 			cause: CauseSystemdPartOf, cited: []int{0}, decisive: []int{0},
-			summary: []string{"Stopped by systemd: app.service was stopped because it is PartOf=/BindsTo= db.service, which stopped or failed", "1.5s before the exit"}},
+			summary: []string{"Stopped by systemd: #0", "1.5s before the exit"}},
+		{name: "systemd partof with the source's chain", code: 137,
+			ev:    []Evidence{withDetail(partOf(-time.Second), "db.service restarted → app.service stopped (PartOf=db.service)")},
+			cause: CauseSystemdPartOf, cited: []int{0}, decisive: []int{0},
+			summary: []string{"Stopped by systemd: db.service restarted → app.service stopped (PartOf=db.service), 1.0s before the exit"}},
 		{name: "docker kill 9 alone", code: 137,
 			ev:    []Evidence{dockerKill(-100*time.Millisecond, 9)},
 			cause: CauseManual, cited: []int{0}, decisive: []int{0},

@@ -7,6 +7,7 @@ import (
 	"github.com/exit137-exporter/exit137-exporter/source"
 	"github.com/exit137-exporter/exit137-exporter/source/disk"
 	"github.com/exit137-exporter/exit137-exporter/source/kmsg"
+	"github.com/exit137-exporter/exit137-exporter/source/sigtrace"
 	"github.com/exit137-exporter/exit137-exporter/tracker"
 )
 
@@ -20,4 +21,9 @@ type Deps struct {
 	Cgroups *cgroupfs.FS
 	Kmsg    *kmsg.Source
 	Disk    *disk.Source
+	// Systemd is nil when the systemd source is off (--systemd.bus=none).
+	Systemd PartOfStops
+
+	// Sigtrace is nil when SIGKILL tracing is off (--no-sigtrace.enable).
+	Sigtrace *sigtrace.Source
 }

@@ -23,6 +23,8 @@ import (
 	"github.com/exit137-exporter/exit137-exporter/source"
 	"github.com/exit137-exporter/exit137-exporter/source/disk"
 	"github.com/exit137-exporter/exit137-exporter/source/kmsg"
+	"github.com/exit137-exporter/exit137-exporter/source/sigtrace"
+	"github.com/exit137-exporter/exit137-exporter/source/systemd"
 	"github.com/exit137-exporter/exit137-exporter/tracker"
 )
 
@@ -93,6 +95,9 @@ func scrapeFixture(t *testing.T, root string) []byte {
 		Logger: logger, Sources: sources, Tracker: tr, Cgroups: &fs,
 		Kmsg: replayKernelLog(t, sources.Source("kmsg")),
 		Disk: disk.New([]string{"/"}, 0.95, sources.Source("disk"), logger),
+		// Built, never run: its counters stand at their pre-initialised zeros.
+		Sigtrace: sigtrace.New(sigtrace.Options{}, tr, sources.Source(sigtrace.SourceName), logger),
+		Systemd:  seededStops{{Unit: "cache.service", PartOf: "front.service"}: 1},
 	}
 	deps.Disk.Usage() // as serve does: the disk source's health is set before the first scrape
 	handler, err := metricsHandler(deps, false, 0)
@@ -154,6 +159,12 @@ func seedStory(tr *tracker.Tracker, busy, limited string) {
 		}
 	}
 }
+
+// seededStops is the systemd source's count for the seeded cache.service
+// exit.
+type seededStops map[systemd.StopKey]uint64
+
+func (s seededStops) PartOfStops() map[systemd.StopKey]uint64 { return s }
 
 // kernelLog is what /dev/kmsg printed for a memcg OOM kill on this
 // project's hosts, and a host-wide one.

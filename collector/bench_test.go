@@ -1,0 +1,91 @@
+package collector_test
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/exit137-exporter/exit137-exporter/cgroupfs"
+	"github.com/exit137-exporter/exit137-exporter/internal/bench"
+)
+
+// BenchmarkScrape is the full /metrics scrape (the registry as the
+// exporter builds it, every collector, promhttp's encoding) over a
+// generated cgroup tree whose containers the tracker knows by name. Each
+// op is one scrape; after each, untimed, the floor (os.ReadFile of the
+// same cgroup files) is read and timed on its own, so "x-floor" compares
+// the two under the same load. The target is x-floor ≤ 1.3.
+//
+//	go test -run '^$' -bench Scrape -benchtime 20x ./collector
+func BenchmarkScrape(b *testing.B) {
+	for _, mode := range []cgroupfs.Mode{cgroupfs.ModeLegacy, cgroupfs.ModeUnified} {
+		for _, n := range []int{100, 1000, 5000} {
+			dir, err := os.MkdirTemp("", "exit137-bench-")
+			if err != nil {
+				b.Fatal(err)
+			}
+			var host *bench.Host
+			for _, enc := range []string{bench.Identity, bench.Gzip} {
+				b.Run(fmt.Sprintf("%s/%d/%s", modeName(mode), n, enc), func(b *testing.B) {
+					if host == nil { // generated once, for the runs that need it
+						if host, err = bench.NewHost(dir, mode, n); err != nil {
+							b.Fatal(err)
+						}
+					}
+					benchScrape(b, host, enc)
+				})
+			}
+			if err := os.RemoveAll(dir); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+func benchScrape(b *testing.B, host *bench.Host, encoding string) {
+	n := len(host.Containers)
+	req := bench.ScrapeRequest("/metrics", encoding)
+	w := &bench.Discard{}
+	scrape := func() {
+		w.Reset()
+		host.Handler.ServeHTTP(w, req)
+		if w.Status != 0 && w.Status != http.StatusOK {
+			b.Fatalf("scrape: status %d", w.Status)
+		}
+	}
+	readFloor := func() {
+		if err := bench.ReadFloor(host.Floor); err != nil {
+			b.Fatal(err)
+		}
+	}
+	scrape() // warm the page cache and promhttp's pools
+	readFloor()
+	allocs := testing.AllocsPerRun(3, scrape)
+
+	b.ReportAllocs()
+	b.ResetTimer()
+	var floor time.Duration
+	for i := 0; i < b.N; i++ {
+		scrape()
+		b.StopTimer()
+		start := time.Now()
+		readFloor()
+		floor += time.Since(start)
+		b.StartTimer()
+	}
+	elapsed := b.Elapsed()
+	b.ReportMetric(bench.Ratio(elapsed, floor), "x-floor")
+	b.ReportMetric(float64(elapsed.Nanoseconds())/float64(b.N*n), "ns/container")
+	b.ReportMetric(float64(floor.Nanoseconds())/float64(b.N*n), "floor-ns/container")
+	b.ReportMetric(allocs/float64(n), "allocs/container")
+	b.ReportMetric(float64(w.Bytes), "bytes/scrape")
+}
+
+func modeName(m cgroupfs.Mode) string {
+	if m.V2() {
+		return "v2"
+	}
+	return "v1"
+}

@@ -1,0 +1,23 @@
+package tracker
+
+// IDByName returns the id of the container called name (a leading slash
+// is ignored), preferring a running one when a dead one of the same name
+// is still known.
+func (t *Tracker) IDByName(name string) (string, bool) {
+	if len(name) > 0 && name[0] == '/' {
+		name = name[1:]
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	found := ""
+	for id, c := range t.containers {
+		if c.Name != name {
+			continue
+		}
+		if c.running {
+			return id, true
+		}
+		found = id
+	}
+	return found, found != ""
+}
