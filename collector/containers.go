@@ -18,7 +18,15 @@ var (
 
 // containersCollector describes the containers that exist now, and their
 // last exit.
-type containersCollector struct{ tracker *tracker.Tracker }
+type containersCollector struct {
+	tracker                  *tracker.Tracker
+	info, lastExit, lastKill labelCache[string]
+}
+
+var (
+	infoLabels     = []string{"id", "name", "image", "compose_project", "compose_service", "systemd_unit"}
+	lastKillLabels = append(containerLabels[:len(containerLabels):len(containerLabels)], "cause")
+)
 
 func init() {
 	registerCollector("containers", true, func(d Deps) (Collector, error) {
@@ -27,25 +35,44 @@ func init() {
 }
 
 func (c *containersCollector) Update(ch chan<- prometheus.Metric) error {
+	for _, l := range []*labelCache[string]{&c.info, &c.lastExit, &c.lastKill} {
+		l.begin()
+		defer l.end()
+	}
 	for id, v := range c.tracker.Views() {
 		if v.Name == "" {
 			continue
 		}
 		short := shortID(id)
-		ch <- prometheus.MustNewConstMetric(containerInfoDesc, prometheus.GaugeValue, 1,
-			short, v.Name, v.Image, v.ComposeProject, v.ComposeService, v.SystemdUnit)
+		b := make(seriesBatch, 0, 4)
+		b.send(ch, containerInfoDesc, prometheus.GaugeValue, 1,
+			c.info.get(id, infoLabels, short, v.Name, v.Image, v.ComposeProject, v.ComposeService, v.SystemdUnit))
 		if v.LastExit == nil {
 			continue
 		}
-		labels := []string{short, v.Name, v.Image}
-		ch <- prometheus.MustNewConstMetric(lastExitCodeDesc, prometheus.GaugeValue, float64(v.LastExit.ExitCode), labels...)
-		ch <- prometheus.MustNewConstMetric(lastExitTimeDesc, prometheus.GaugeValue, float64(v.LastExit.Time.UnixNano())/1e9, labels...)
+		labels := c.lastExit.get(id, containerLabels, short, v.Name, v.Image)
+		b.send(ch, lastExitCodeDesc, prometheus.GaugeValue, float64(v.LastExit.ExitCode), labels)
+		b.send(ch, lastExitTimeDesc, prometheus.GaugeValue, float64(v.LastExit.Time.UnixNano())/1e9, labels)
 		if v.LastCause != "" {
-			ch <- prometheus.MustNewConstMetric(lastKillCauseDesc, prometheus.GaugeValue, 1, append(labels, string(v.LastCause))...)
+			b.send(ch, lastKillCauseDesc, prometheus.GaugeValue, 1,
+				c.lastKill.get(id, lastKillLabels, short, v.Name, v.Image, string(v.LastCause)))
 		}
 	}
 	return nil
 }
 
+// exitCodes are the exit_code label values of 0–255, made once.
+var exitCodes = func() (s [256]string) {
+	for i := range s {
+		s[i] = strconv.Itoa(i)
+	}
+	return s
+}()
+
 // exitCodeLabel is the exit_code label value.
-func exitCodeLabel(code int) string { return strconv.Itoa(code) }
+func exitCodeLabel(code int) string {
+	if code >= 0 && code < len(exitCodes) {
+		return exitCodes[code]
+	}
+	return strconv.Itoa(code)
+}

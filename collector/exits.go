@@ -15,7 +15,17 @@ var (
 )
 
 // exitsCollector exposes the exit counters the tracker keeps.
-type exitsCollector struct{ tracker *tracker.Tracker }
+type exitsCollector struct {
+	tracker *tracker.Tracker
+	labels  labelCache[exitSeriesKey]
+}
+
+type exitSeriesKey struct {
+	name, image string
+	tracker.ExitKey
+}
+
+var exitLabels = []string{"name", "image", "exit_code", "signal", "cause"}
 
 func init() {
 	registerCollector("exits", true, func(d Deps) (Collector, error) {
@@ -25,9 +35,13 @@ func init() {
 
 func (c *exitsCollector) Update(ch chan<- prometheus.Metric) error {
 	byName, host := c.tracker.ExitSeries()
+	c.labels.begin()
+	defer c.labels.end()
+	b := make(seriesBatch, 0, len(byName))
 	for _, s := range byName {
-		ch <- prometheus.MustNewConstMetric(containerExitsDesc, prometheus.CounterValue, float64(s.Count),
+		labels := c.labels.get(exitSeriesKey{s.Name, s.Image, s.ExitKey}, exitLabels,
 			s.Name, s.Image, exitCodeLabel(s.ExitCode), s.Signal, string(s.Cause))
+		b.send(ch, containerExitsDesc, prometheus.CounterValue, float64(s.Count), labels)
 	}
 	for _, s := range host {
 		ch <- prometheus.MustNewConstMetric(hostExitsDesc, prometheus.CounterValue, float64(s.Count),

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/exit137-exporter/exit137-exporter/cgroupfs"
 	"github.com/exit137-exporter/exit137-exporter/source"
@@ -32,6 +33,7 @@ type memoryCollector struct {
 	tracker *tracker.Tracker
 	health  *source.Health
 	logger  *slog.Logger
+	labels  labelCache[string]
 }
 
 func init() {
@@ -52,6 +54,8 @@ func (c *memoryCollector) Update(ch chan<- prometheus.Metric) error {
 	c.health.SetUp(true, c.logger, nil)
 	views := c.tracker.Views()
 	now := time.Now()
+	c.labels.begin()
+	defer c.labels.end()
 	for _, ct := range containers {
 		m, err := c.fs.Memory(ct.Path)
 		if errors.Is(err, fs.ErrNotExist) {
@@ -62,15 +66,16 @@ func (c *memoryCollector) Update(ch chan<- prometheus.Metric) error {
 			continue
 		}
 		v := views[ct.ID]
-		labels := []string{shortID(ct.ID), v.Name, v.Image}
-		ch <- prometheus.MustNewConstMetric(memUsageDesc, prometheus.GaugeValue, float64(m.Usage), labels...)
-		ch <- prometheus.MustNewConstMetric(memWorkingSetDesc, prometheus.GaugeValue, float64(m.WorkingSet), labels...)
+		labels := c.labels.get(ct.ID, containerLabels, shortID(ct.ID), v.Name, v.Image)
+		b := make(seriesBatch, 0, 6)
+		b.send(ch, memUsageDesc, prometheus.GaugeValue, float64(m.Usage), labels)
+		b.send(ch, memWorkingSetDesc, prometheus.GaugeValue, float64(m.WorkingSet), labels)
 		if !m.Limit.Unlimited {
-			ch <- prometheus.MustNewConstMetric(memLimitDesc, prometheus.GaugeValue, float64(m.Limit.Bytes), labels...)
+			b.send(ch, memLimitDesc, prometheus.GaugeValue, float64(m.Limit.Bytes), labels)
 		}
-		sendOptional(ch, memPeakDesc, prometheus.GaugeValue, m.Peak, labels)
-		sendOptional(ch, memLimitHitsDesc, prometheus.CounterValue, m.LimitHits, labels)
-		sendOptional(ch, memOOMKillsDesc, prometheus.CounterValue, m.OOMKills, labels)
+		sendOptional(ch, &b, memPeakDesc, prometheus.GaugeValue, m.Peak, labels)
+		sendOptional(ch, &b, memLimitHitsDesc, prometheus.CounterValue, m.LimitHits, labels)
+		sendOptional(ch, &b, memOOMKillsDesc, prometheus.CounterValue, m.OOMKills, labels)
 		if m.OOMKills != nil {
 			c.tracker.ObserveOOMKills(ct.ID, *m.OOMKills, now)
 		}
@@ -80,9 +85,9 @@ func (c *memoryCollector) Update(ch chan<- prometheus.Metric) error {
 
 // sendOptional sends a value the cgroup version or kernel may lack; a
 // missing file is an absent series, never a zero.
-func sendOptional(ch chan<- prometheus.Metric, d *prometheus.Desc, t prometheus.ValueType, v *uint64, labels []string) {
+func sendOptional(ch chan<- prometheus.Metric, b *seriesBatch, d *prometheus.Desc, t prometheus.ValueType, v *uint64, labels []*dto.LabelPair) {
 	if v != nil {
-		ch <- prometheus.MustNewConstMetric(d, t, float64(*v), labels...)
+		b.send(ch, d, t, float64(*v), labels)
 	}
 }
 

@@ -74,7 +74,7 @@ func TestImageMatchesHostBinary(t *testing.T) {
 			// reach it, and the test containers get no network of their own.
 			addr := testrig.FreeAddr(t)
 			name := testrig.UniqueName(t, "image")
-			args := append([]string{"run", "-d", "--name", name, "--label", testrig.TestLabel + "=1",
+			args := append([]string{"run", "-d", "--name", name, "--label", testrig.OwnLabel,
 				"--network", "host", "--read-only",
 				"-v", testrig.DockerSocket() + ":/var/run/docker.sock:ro",
 				"-v", "/sys/fs/cgroup:/host/sys/fs/cgroup:ro",

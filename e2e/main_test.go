@@ -12,8 +12,8 @@ import (
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	// Belt and braces: remove any test container a crashed test left.
-	if out, err := testrig.Try("docker", "ps", "-aq", "--filter", "label="+testrig.TestLabel); err == nil && out != "" {
+	// Belt and braces: remove any container this process's tests left.
+	if out, err := testrig.Try("docker", "ps", "-aq", "--filter", "label="+testrig.OwnLabel); err == nil && out != "" {
 		_, _ = testrig.Try("docker", append([]string{"rm", "-f"}, strings.Fields(out)...)...)
 	}
 	testrig.RemoveBuilds()

@@ -66,9 +66,9 @@ func TestSystemdCascades(t *testing.T) {
 %[1]s=%[2]s
 [Service]
 ExecStartPre=-%[3]s rm -f %[4]s
-ExecStart=%[3]s run --rm --name %[4]s --label %[5]s=1 --network none %[6]s -ignore-term
+ExecStart=%[3]s run --rm --name %[4]s --label %[5]s --network none %[6]s -ignore-term
 ExecStop=%[3]s stop -t 1 %[4]s
-`, tc.relation, front, docker, container, testrig.TestLabel, testrig.HelperImage))
+`, tc.relation, front, docker, container, testrig.OwnLabel, testrig.HelperImage))
 			m.Systemctl(t, "start", front, app)
 			e.WaitFor(t, 30*time.Second, container+" running", func(m testrig.Metrics) bool {
 				_, ok := m.Value("exit137_container_info", map[string]string{"name": container})

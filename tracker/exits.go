@@ -1,7 +1,6 @@
 package tracker
 
 import (
-	"sort"
 	"time"
 
 	"github.com/exit137-exporter/exit137-exporter/attribution"
@@ -109,7 +108,7 @@ type ExitSeries struct {
 }
 
 // ExitSeries returns the per-name counters (after expiring old names) and
-// the host totals, sorted for stable output.
+// the host totals, in no order (the registry sorts what it serves).
 func (t *Tracker) ExitSeries() (byName, host []ExitSeries) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -118,6 +117,7 @@ func (t *Tracker) ExitSeries() (byName, host []ExitSeries) {
 		live[c.Name] = true
 	}
 	t.exits.expire(live, t.now(), t.cfg.Retention)
+	byName = make([]ExitSeries, 0, (len(killCauses)+1)*len(t.exits.byName))
 	for k, counts := range t.exits.byName {
 		for ek, n := range counts {
 			byName = append(byName, ExitSeries{Name: k.name, Image: k.image, ExitKey: ek, Count: n})
@@ -126,23 +126,5 @@ func (t *Tracker) ExitSeries() (byName, host []ExitSeries) {
 	for ek, n := range t.exits.host {
 		host = append(host, ExitSeries{ExitKey: ek, Count: n})
 	}
-	sortSeries(byName)
-	sortSeries(host)
 	return byName, host
-}
-
-func sortSeries(s []ExitSeries) {
-	sort.Slice(s, func(i, j int) bool {
-		a, b := s[i], s[j]
-		if a.Name != b.Name {
-			return a.Name < b.Name
-		}
-		if a.Image != b.Image {
-			return a.Image < b.Image
-		}
-		if a.ExitCode != b.ExitCode {
-			return a.ExitCode < b.ExitCode
-		}
-		return a.Cause < b.Cause
-	})
 }

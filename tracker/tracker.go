@@ -190,8 +190,11 @@ func (t *Tracker) Exited(exit attribution.Exit, startedAt time.Time) bool {
 			probed = append(probed, probe(exit.Time)...)
 		}
 	}
+	// Settle counts from the death, not from when we heard of it: a die
+	// event that arrives late has already given late evidence its time.
+	wait := max(t.cfg.Settle-t.now().Sub(exit.Time), 0)
 	t.pending.Add(1)
-	t.after(t.cfg.Settle, func() {
+	t.after(wait, func() {
 		defer t.pending.Done()
 		t.decide(exit, probed)
 	})

@@ -100,7 +100,7 @@ func scrapeFixture(t *testing.T, root string) []byte {
 		Systemd:  seededStops{{Unit: "cache.service", PartOf: "front.service"}: 1},
 	}
 	deps.Disk.Usage() // as serve does: the disk source's health is set before the first scrape
-	handler, err := metricsHandler(deps, false, 0)
+	handler, err := collector.Handler(deps, false, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,10 +13,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/promslog"
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
@@ -102,7 +98,7 @@ func serve(cfg serveConfig, logger *slog.Logger) error {
 		}
 	}
 
-	metrics, err := metricsHandler(deps, !*cfg.disableExpMets, *cfg.maxRequests)
+	metrics, err := collector.Handler(deps, !*cfg.disableExpMets, *cfg.maxRequests)
 	if err != nil {
 		return err
 	}
@@ -141,25 +137,6 @@ func serve(cfg serveConfig, logger *slog.Logger) error {
 		return err
 	}
 	return nil
-}
-
-// metricsHandler builds the registry that /metrics serves.
-func metricsHandler(deps collector.Deps, exporterMetrics bool, maxRequests int) (http.Handler, error) {
-	exit137, err := collector.New(deps)
-	if err != nil {
-		return nil, err
-	}
-	deps.Logger.Info("enabled collectors", "collectors", exit137.Names())
-	registry := prometheus.NewRegistry()
-	registry.MustRegister(versioncollector.NewCollector("exit137"), exit137)
-	if exporterMetrics {
-		registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	}
-	return promhttp.HandlerFor(registry, promhttp.HandlerOpts{
-		ErrorLog:            slog.NewLogLogger(deps.Logger.Handler(), slog.LevelError),
-		ErrorHandling:       promhttp.ContinueOnError,
-		MaxRequestsInFlight: maxRequests,
-	}), nil
 }
 
 // oomKillReader lets the Docker source read a container's cgroup oom_kill

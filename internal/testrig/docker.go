@@ -55,7 +55,7 @@ type Container struct {
 // it when the test ends. dockerArgs go before the image, helperArgs after.
 func Start(t testing.TB, name string, dockerArgs []string, helperArgs ...string) Container {
 	t.Helper()
-	args := append([]string{"run", "-d", "--network", "none", "--label", TestLabel + "=1", "--name", name}, dockerArgs...)
+	args := append([]string{"run", "-d", "--network", "none", "--label", OwnLabel, "--name", name}, dockerArgs...)
 	args = append(args, HelperImage)
 	args = append(args, helperArgs...)
 	t.Cleanup(func() { _, _ = Try("docker", "rm", "-f", name) })

@@ -25,6 +25,11 @@ const HelperImage = "exit137-helper:test"
 // TestLabel marks every container a test makes, for cleanup.
 const TestLabel = "exit137.test"
 
+// OwnLabel is TestLabel with this test process's pid as its value: a
+// sweep for leftovers removes only its own process's containers, never
+// those of a test running beside it.
+var OwnLabel = TestLabel + "=" + strconv.Itoa(os.Getpid())
+
 // RepoRoot is the module root, found from this file's location.
 func RepoRoot() string {
 	_, file, _, _ := runtime.Caller(0)

@@ -1,0 +1,92 @@
+package tracker
+
+import (
+	"fmt"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/exit137-exporter/exit137-exporter/attribution"
+)
+
+// The tracker's costs at scale: the verdict path a burst of deaths takes,
+// and the per-scrape snapshots the collectors read.
+//
+//	go test -run '^$' -bench . ./tracker
+
+// benchTracker knows n running containers, decides at once and runs on a
+// clock the benchmark moves; MaxVerdicts is the exporter's default.
+func benchTracker(n int) (*Tracker, []string, *time.Time) {
+	tr := New(Config{Settle: 2 * time.Second, Window: 30 * time.Second, Retention: time.Hour}, slog.New(slog.DiscardHandler))
+	now := t0
+	tr.now = func() time.Time { return now }
+	tr.start = t0.Add(-time.Hour)
+	tr.after = func(_ time.Duration, f func()) { f() }
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%064x", i+1)
+		tr.Upsert(Meta{ID: ids[i], Name: fmt.Sprintf("c%05d", i), Image: "img:1"})
+		tr.Started(ids[i], t0.Add(-time.Minute))
+	}
+	return tr, ids, &now
+}
+
+// BenchmarkVerdict is Exited → decide → counted, for 1,000 containers,
+// with the evidence log holding e items (a busy host's docker kill/stop
+// events spread over the window; 50,000 is the log's cap). One op is one
+// container's death and verdict.
+func BenchmarkVerdict(b *testing.B) {
+	for _, e := range []int{100, 10000, maxEvidence} {
+		b.Run(fmt.Sprintf("evidence=%d", e), func(b *testing.B) {
+			tr, ids, now := benchTracker(1000)
+			for i := range e {
+				at := t0.Add(-time.Duration(i%25000) * time.Millisecond)
+				tr.AddEvidence(attribution.Evidence{Container: ids[i%len(ids)], Time: at, Source: "docker",
+					Kind: attribution.KindDockerKill, Signal: 9, Detail: "docker event: kill, signal 9"})
+			}
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				*now = now.Add(100 * time.Microsecond)
+				id := ids[i%len(ids)]
+				tr.Started(id, now.Add(-time.Millisecond))
+				if !tr.Exited(attribution.Exit{ContainerID: id, ExitCode: 137, Time: *now}, time.Time{}) {
+					b.Fatal("exit not new")
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkExitSeries is the exits collector's snapshot: every name's
+// five pre-created SIGKILL series plus one counted exit each.
+func BenchmarkExitSeries(b *testing.B) {
+	for _, n := range []int{100, 1000, 5000} {
+		b.Run(fmt.Sprintf("names=%d", n), func(b *testing.B) {
+			tr, ids, now := benchTracker(n)
+			for _, id := range ids {
+				tr.Exited(attribution.Exit{ContainerID: id, ExitCode: 1, Time: *now}, time.Time{})
+				tr.Started(id, now.Add(time.Second))
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				tr.ExitSeries()
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/name")
+		})
+	}
+}
+
+// BenchmarkViews is the snapshot the memory and containers collectors
+// take on every scrape.
+func BenchmarkViews(b *testing.B) {
+	for _, n := range []int{100, 1000, 5000} {
+		b.Run(fmt.Sprintf("containers=%d", n), func(b *testing.B) {
+			tr, _, _ := benchTracker(n)
+			b.ReportAllocs()
+			for b.Loop() {
+				tr.Views()
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/container")
+		})
+	}
+}
