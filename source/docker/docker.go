@@ -76,26 +76,7 @@ func New(opts Options, t *tracker.Tracker, health *source.Health, logger *slog.L
 
 // Run follows the daemon until ctx ends, reconnecting with backoff.
 func (s *Source) Run(ctx context.Context) {
-	backoff := time.Second
-	for ctx.Err() == nil {
-		streamed, err := s.session(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		if streamed {
-			backoff = time.Second
-		}
-		s.health.SetUp(false, s.logger, err)
-		s.health.Error(s.logger, "docker unavailable; retrying in "+backoff.String(), err)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-		if backoff *= 2; backoff > s.opts.MaxBackoff {
-			backoff = s.opts.MaxBackoff
-		}
-	}
+	source.Reconnect(ctx, s.health, s.logger, s.opts.MaxBackoff, s.session)
 }
 
 // session is one connection: subscribe first, then reconcile from the

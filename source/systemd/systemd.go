@@ -110,26 +110,7 @@ func (s *Source) PartOfStops() map[StopKey]uint64 {
 // Run follows the manager until ctx ends, reconnecting with backoff when
 // the bus or the manager goes away; it never gives up.
 func (s *Source) Run(ctx context.Context) {
-	backoff := time.Second
-	for ctx.Err() == nil {
-		subscribed, err := s.session(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		if subscribed {
-			backoff = time.Second
-		}
-		s.health.SetUp(false, s.logger, err)
-		s.health.Error(s.logger, "systemd unavailable; retrying in "+backoff.String(), err)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-		if backoff *= 2; backoff > s.opts.MaxBackoff {
-			backoff = s.opts.MaxBackoff
-		}
-	}
+	source.Reconnect(ctx, s.health, s.logger, s.opts.MaxBackoff, s.session)
 }
 
 // stop is a unit's fall from up to down, waiting for its parents'
