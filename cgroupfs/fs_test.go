@@ -3,6 +3,7 @@ package cgroupfs
 import (
 	"errors"
 	"fmt"
+	"github.com/exit137-exporter/exit137-exporter/internal/testrig"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -244,15 +245,15 @@ func TestNewFSErrors(t *testing.T) {
 // the layout of this machine's tree gives.
 func TestNewFSHost(t *testing.T) {
 	if cgroups.Mode() == cgroups.Unavailable {
-		t.Skip("no cgroup filesystem on this machine")
+		testrig.Need(t, "no cgroup filesystem on this machine")
 	}
 	want, err := detectMode(DefaultMountPoint)
 	if err != nil {
-		t.Skipf("host cgroup layout: %v", err)
+		testrig.Need(t, "host cgroup layout: %v", err)
 	}
 	f, err := NewFS(DefaultMountPoint)
 	if err != nil {
-		t.Skipf("host cgroupfs without memory controller: %v", err)
+		testrig.Need(t, "host cgroupfs without memory controller: %v", err)
 	}
 	if f.Mode() != want {
 		t.Fatalf("Mode() = %v, want %v", f.Mode(), want)

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"github.com/exit137-exporter/exit137-exporter/internal/testrig"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,15 +21,6 @@ import (
 	"github.com/exit137-exporter/exit137-exporter/source"
 )
 
-// need fails the test in CI (CI=true) and skips it elsewhere.
-func need(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("CI=true and a real part is missing: "+format, args...)
-	}
-	t.Skipf(format, args...)
-}
-
 // TestRealTracefs traces real SIGKILLs through a real trace instance: it
 // mounts tracefs where it is not mounted, removes a stale instance,
 // leaves one in use alone, reads the sender from /proc, maps the target
@@ -36,7 +28,7 @@ func need(t *testing.T, format string, args ...any) {
 // when done.
 func TestRealTracefs(t *testing.T) {
 	if os.Geteuid() != 0 {
-		need(t, "needs root (euid %d)", os.Geteuid())
+		testrig.Need(t, "needs root (euid %d)", os.Geteuid())
 	}
 	raw := make([]byte, 30)
 	if _, err := rand.Read(raw); err != nil {
@@ -49,7 +41,7 @@ func TestRealTracefs(t *testing.T) {
 	// tracefs mount of the test's own.
 	other := t.TempDir()
 	if err := unix.Mount("nodev", other, "tracefs", 0, ""); err != nil {
-		need(t, "cannot mount tracefs: %v", err)
+		testrig.Need(t, "cannot mount tracefs: %v", err)
 	}
 	t.Cleanup(func() { _ = unix.Unmount(other, unix.MNT_DETACH) })
 	stale := filepath.Join(other, "instances", instance)
@@ -193,7 +185,7 @@ func makeCgroup(t *testing.T, id string) string {
 	}
 	dir := filepath.Join(parent, "docker-"+id+".scope")
 	if err := os.Mkdir(dir, 0o755); err != nil {
-		need(t, "cannot make a cgroup v2 cgroup: %v", err)
+		testrig.Need(t, "cannot make a cgroup v2 cgroup: %v", err)
 	}
 	t.Cleanup(func() {
 		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
