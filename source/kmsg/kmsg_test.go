@@ -3,7 +3,7 @@ package kmsg
 import (
 	"context"
 	"errors"
-	"log/slog"
+	"github.com/exit137-exporter/exit137-exporter/internal/testrig"
 	"os"
 	"path/filepath"
 	"strings"
@@ -45,23 +45,12 @@ func (s *evidenceSink) none(t *testing.T, wait time.Duration) {
 	}
 }
 
-func testLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSuffix(string(p), "\n"))
-	return len(p), nil
-}
-
 // startSource runs a Source on path with short test timings and returns
 // it once it is reading.
 func startSource(t *testing.T, path string, sink source.Sink) (*Source, *source.Health) {
 	t.Helper()
 	health := source.NewRegistry().Source("kmsg")
-	s := New(path, sink, health, testLogger(t))
+	s := New(path, sink, health, testrig.Logger(t))
 	s.retryInterval = 50 * time.Millisecond
 	s.joinWait = 200 * time.Millisecond
 	s.eofPoll = 10 * time.Millisecond
@@ -257,7 +246,7 @@ func TestSourceRetriesOpen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "kmsg")
 	health := source.NewRegistry().Source("kmsg")
 	sink := newEvidenceSink()
-	s := New(path, sink, health, testLogger(t))
+	s := New(path, sink, health, testrig.Logger(t))
 	s.retryInterval = 20 * time.Millisecond
 	runSource(t, s)
 
@@ -313,7 +302,7 @@ func (f *fakeFile) SetReadDeadline(time.Time) error { return nil }
 func TestReadLoopOverrun(t *testing.T) {
 	health := source.NewRegistry().Source("kmsg")
 	sink := newEvidenceSink()
-	s := New("", sink, health, testLogger(t))
+	s := New("", sink, health, testrig.Logger(t))
 	f := &fakeFile{reads: []fakeRead{
 		{data: realOOMKillRecord},
 		{err: &os.PathError{Op: "read", Path: "/dev/kmsg", Err: syscall.EPIPE}},

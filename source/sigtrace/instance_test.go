@@ -2,6 +2,7 @@ package sigtrace
 
 import (
 	"errors"
+	"github.com/exit137-exporter/exit137-exporter/internal/testrig"
 	"os"
 	"path/filepath"
 	"slices"
@@ -31,7 +32,7 @@ type fakeTracefs struct {
 
 func newFakeTracefs(t *testing.T, mounted bool) *fakeTracefs {
 	f := &fakeTracefs{t: t, busy: map[string]bool{}}
-	f.tracefs = &tracefs{root: t.TempDir(), mkdir: f.mkdir, rmdir: f.rmdir, mount: f.mount, unmount: f.unmount, logger: testLogger(t)}
+	f.tracefs = &tracefs{root: t.TempDir(), mkdir: f.mkdir, rmdir: f.rmdir, mount: f.mount, unmount: f.unmount, logger: testrig.Logger(t)}
 	if mounted {
 		if err := os.Mkdir(filepath.Join(f.root, "instances"), 0o755); err != nil {
 			t.Fatal(err)

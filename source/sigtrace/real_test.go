@@ -57,7 +57,7 @@ func TestRealTracefs(t *testing.T) {
 	root := t.TempDir() // not a tracefs: the source mounts one here
 	evidence := make(chan attribution.Evidence, 16)
 	health := source.NewRegistry().Source(SourceName)
-	s := New(Options{Tracefs: root, Instance: instance}, source.SinkFunc(func(e attribution.Evidence) { evidence <- e }), health, testLogger(t))
+	s := New(Options{Tracefs: root, Instance: instance}, source.SinkFunc(func(e attribution.Evidence) { evidence <- e }), health, testrig.Logger(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
@@ -75,7 +75,7 @@ func TestRealTracefs(t *testing.T) {
 	}
 
 	// A second source on the same instance stays down and leaves it be.
-	busy := New(Options{Tracefs: other, Instance: instance}, nil, source.NewRegistry().Source(SourceName), testLogger(t))
+	busy := New(Options{Tracefs: other, Instance: instance}, nil, source.NewRegistry().Source(SourceName), testrig.Logger(t))
 	if err := busy.Run(ctx); !errors.Is(err, syscall.EBUSY) {
 		t.Errorf("a second reader: %v, want EBUSY", err)
 	}

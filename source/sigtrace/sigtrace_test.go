@@ -3,7 +3,7 @@ package sigtrace
 import (
 	"context"
 	"errors"
-	"log/slog"
+	"github.com/exit137-exporter/exit137-exporter/internal/testrig"
 	"strings"
 	"syscall"
 	"testing"
@@ -13,25 +13,13 @@ import (
 	"github.com/exit137-exporter/exit137-exporter/source"
 )
 
-// testLogger logs to the test's log.
-func testLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSuffix(string(p), "\n"))
-	return len(p), nil
-}
-
 // startFake runs a Source over a fake tracefs and /proc until the test
 // ends; it returns once the source is up.
 func startFake(t *testing.T, f *fakeTracefs, proc *fakeProc) (*Source, *source.Health, chan attribution.Evidence) {
 	t.Helper()
 	evidence := make(chan attribution.Evidence, 16)
 	health := source.NewRegistry().Source(SourceName)
-	s := New(Options{Proc: proc.root, Instance: own}, source.SinkFunc(func(e attribution.Evidence) { evidence <- e }), health, testLogger(t))
+	s := New(Options{Proc: proc.root, Instance: own}, source.SinkFunc(func(e attribution.Evidence) { evidence <- e }), health, testrig.Logger(t))
 	s.fs = f.tracefs
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -105,7 +93,7 @@ func TestSourceDownWithoutTracefs(t *testing.T) {
 	f := newFakeTracefs(t, false)
 	f.mountErr = syscall.EPERM
 	health := source.NewRegistry().Source(SourceName)
-	s := New(Options{}, nil, health, testLogger(t))
+	s := New(Options{}, nil, health, testrig.Logger(t))
 	s.fs = f.tracefs
 	if err := s.Run(context.Background()); !errors.Is(err, syscall.EPERM) {
 		t.Errorf("Run = %v, want EPERM at once", err)
