@@ -65,10 +65,15 @@ type container struct {
 	Meta
 	running bool
 	removed bool
-	// exitCounted says the current run's exit has been counted (or was
-	// taken as the baseline); lastExitTime is that exit's time. Together
-	// they make counting idempotent across event replays and reconciles.
-	exitCounted  bool
+	// A run is known by its start: exitCounted says the exit of the run
+	// that started at countedStart was counted (or taken as the baseline);
+	// runStart is the latest start seen. Together they make counting
+	// idempotent across event replays and reconciles. Not the exit time:
+	// Docker's StartedAt can lie after FinishedAt for a process that exits
+	// at once.
+	exitCounted            bool
+	runStart, countedStart time.Time
+	// lastExitTime is the time of the latest exit, for the last-exit gauges.
 	lastExitTime time.Time
 	lastExit     *attribution.Exit
 	lastCause    attribution.Cause
@@ -126,27 +131,31 @@ func (t *Tracker) Upsert(m Meta) {
 	t.exits.hold(m.Name, m.Image)
 }
 
-// Started records that a run of the container began at at. A start older
-// than the last counted exit is a replay and changes nothing.
+// Started records that a run of the container began at at. A start no
+// newer than the run whose exit was counted is a replay and changes
+// nothing.
 func (t *Tracker) Started(id string, at time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	c := t.record(id)
-	if c.exitCounted && !at.After(c.lastExitTime) {
+	if c.exitCounted && !at.After(c.countedStart) {
 		return
 	}
 	c.running = true
 	c.exitCounted = false
+	c.runStart = at
 }
 
-// Baseline records an exit that happened before the exporter looked: it
-// sets the last-exit gauges but is not counted.
-func (t *Tracker) Baseline(exit attribution.Exit) {
+// Baseline records an exit that happened before the exporter looked (of
+// the run started at startedAt): it sets the last-exit gauges but is not
+// counted.
+func (t *Tracker) Baseline(exit attribution.Exit, startedAt time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	c := t.record(exit.ContainerID)
 	c.running = false
 	c.exitCounted = true
+	c.countedStart = startedAt
 	c.lastExitTime = exit.Time
 	c.lastExit = &exit
 }
@@ -158,13 +167,18 @@ func (t *Tracker) Baseline(exit attribution.Exit) {
 func (t *Tracker) Exited(exit attribution.Exit, startedAt time.Time) bool {
 	t.mu.Lock()
 	c, known := t.containers[exit.ContainerID]
+	run := startedAt
+	if run.IsZero() && known {
+		run = c.runStart // a die event ends the latest run we saw start
+	}
 	switch {
 	case !known && exit.Time.Before(t.start):
 		// A container we never saw, dead before we started: history.
 		t.mu.Unlock()
 		return false
-	case known && c.exitCounted && (startedAt.IsZero() || !startedAt.After(c.lastExitTime)):
+	case known && c.exitCounted && !run.After(c.countedStart):
 		t.mu.Unlock()
+		t.logger.Debug("exit already counted", "id", shortID(exit.ContainerID), "at", exit.Time, "run_started", run)
 		return false
 	}
 	c = t.record(exit.ContainerID)
@@ -176,6 +190,7 @@ func (t *Tracker) Exited(exit attribution.Exit, startedAt time.Time) bool {
 	}
 	c.running = false
 	c.exitCounted = true
+	c.countedStart = run
 	if exit.Time.After(c.lastExitTime) {
 		c.lastExitTime = exit.Time
 	}

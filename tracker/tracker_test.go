@@ -74,6 +74,14 @@ func TestExitsAreCountedOnce(t *testing.T) {
 			tr.Started(id, at(1))
 			return []bool{tr.Exited(exitAt(1, at(2)), time.Time{}), tr.Exited(exitAt(1, at(9)), at(5))}
 		}, []bool{true, true}, 2},
+		{"a run whose StartedAt lies after its FinishedAt (an instant exit) is counted once", func(tr *Tracker) []bool {
+			started, finished := at(2).Add(time.Millisecond), at(2) // as Docker reports an instant exit
+			tr.Started(id, started)
+			die := tr.Exited(exitAt(4, finished), time.Time{})
+			reconcile := tr.Exited(exitAt(4, finished), started)
+			tr.Started(id, started) // the replayed start
+			return []bool{die, reconcile, tr.Exited(exitAt(4, finished), time.Time{})}
+		}, []bool{true, false, false}, 1},
 		{"an exit of an unknown container from before the start is history", func(tr *Tracker) []bool {
 			tr.Removed(id)
 			return []bool{tr.Exited(exitAt(1, t0.Add(-time.Minute)), t0.Add(-2*time.Minute))}
@@ -83,7 +91,7 @@ func TestExitsAreCountedOnce(t *testing.T) {
 			return []bool{tr.Exited(exitAt(1, at(3)), at(1))}
 		}, []bool{true}, 1},
 		{"a baseline is not counted, and its run's die neither", func(tr *Tracker) []bool {
-			tr.Baseline(exitAt(1, t0.Add(-time.Minute)))
+			tr.Baseline(exitAt(1, t0.Add(-time.Minute)), t0.Add(-2*time.Minute))
 			return []bool{tr.Exited(exitAt(1, t0.Add(-time.Minute)), t0.Add(-2*time.Minute)), tr.Exited(exitAt(1, at(1)), time.Time{})}
 		}, []bool{false, false}, 0},
 	}
@@ -97,7 +105,7 @@ func TestExitsAreCountedOnce(t *testing.T) {
 					t.Errorf("Exited call %d returned %v, want %v", i, got[i], tc.want[i])
 				}
 			}
-			if n := hostCount(tr, 1); n != tc.count {
+			if n := hostCount(tr, 1) + hostCount(tr, 4); n != tc.count {
 				t.Errorf("counted %d, want %d", n, tc.count)
 			}
 		})

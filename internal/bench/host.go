@@ -85,7 +85,7 @@ func Seed(t *tracker.Tracker, ids []string, now time.Time) {
 		t.Upsert(tracker.Meta{ID: id, Name: ContainerName(i), Image: "registry.example/bench:1.0",
 			ComposeProject: "bench", ComposeService: fmt.Sprintf("svc%d", i%20), Pid: 1000 + i})
 		if i%10 == 0 {
-			t.Baseline(attribution.Exit{ContainerID: id, ExitCode: 137, Time: now.Add(-time.Hour)})
+			t.Baseline(attribution.Exit{ContainerID: id, ExitCode: 137, Time: now.Add(-time.Hour)}, now.Add(-2*time.Hour))
 		}
 		t.Started(id, now.Add(-time.Minute))
 	}

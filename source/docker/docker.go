@@ -146,7 +146,7 @@ func (s *Source) reconcile(ctx context.Context) error {
 		case !parseTime(st.FinishedAt).IsZero() && !startedAt.IsZero():
 			exit := exitFromInspect(info)
 			if exit.Time.Before(s.started) {
-				s.tracker.Baseline(exit)
+				s.tracker.Baseline(exit, startedAt)
 			} else if s.tracker.Exited(exit, startedAt) {
 				s.logger.Info("counted an exit seen on reconnect", "name", exit.Name, "exit_code", exit.ExitCode)
 			}
