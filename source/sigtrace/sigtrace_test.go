@@ -38,6 +38,10 @@ func startFake(t *testing.T, f *fakeTracefs, proc *fakeProc) (*Source, *source.H
 			t.Fatal("the source did not come up")
 		}
 	}
+	// Cleanups run last-registered first: cancel before the fake closes
+	// the trace pipe's writer (registered when Run made the instance), or
+	// Run sees EOF, not its context's end.
+	t.Cleanup(cancel)
 	return s, health, evidence
 }
 
