@@ -137,6 +137,9 @@ func TestRealTracefs(t *testing.T) {
 		!strings.HasPrefix(e.Detail, prefix) || !strings.HasSuffix(e.Detail, suffix) {
 		t.Errorf("evidence %+v\nwant sender %s, detail %q...%q", e, class, prefix, suffix)
 	}
+	if e := ours[0]; e.Pid != inside.Process.Pid || e.Comm != "sleep" || e.Code != 0 || e.SenderContainer != "" {
+		t.Errorf("evidence %+v\nwant target pid %d, comm sleep, code 0 (SI_USER), a sender on the host", e, inside.Process.Pid)
+	}
 	if got := s.SIGKILLs()[class]; got < 2 {
 		t.Errorf("%s SIGKILLs %d, want at least our 2 (%v)", class, got, s.SIGKILLs())
 	}

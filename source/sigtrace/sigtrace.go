@@ -4,7 +4,8 @@
 // come, and for each one reads the sender from /proc at once, while it
 // still exists: comm, executable, uid, login uid and parent chain. It
 // counts the kills by sender class and, when the target process is in a
-// container, sends KindSignal evidence for that container.
+// container, sends KindSignal evidence for that container, naming the
+// target pid, the si_code and the sender's container.
 package sigtrace
 
 import (
@@ -147,11 +148,15 @@ func (s *Source) readLoop(r *bufio.Reader) error {
 	}
 }
 
-// handle reads the target's cgroup first (it is dying), then the sender,
-// then counts and sends the evidence. A zombie's cgroup v1 paths read
-// "/", its v2 path stays: on v2 and hybrid hosts an exited target still
-// maps until it is reaped; after that only a container's main process
-// maps, through ContainerByPID.
+// handle reads the target's cgroup first (it is dying), then the
+// sender's cgroup and the sender, then counts and sends the evidence. A
+// zombie's cgroup v1 paths read "/", its v2 path stays: on v2 and hybrid
+// hosts an exited target still maps until it is reaped; after that only a
+// container's main process maps, through ContainerByPID. The evidence
+// names the target (pid and comm as traced), the si_code and the
+// sender's container, so that the attribution engine can tell the OOM
+// killer's SIGKILL to the init (SI_KERNEL, sent from a task of the same
+// container) from the others.
 func (s *Source) handle(line []byte, at time.Time) {
 	ev, ok := ParseLine(line)
 	switch {
@@ -171,6 +176,7 @@ func (s *Source) handle(line []byte, at time.Time) {
 	if !inContainer && s.byPID != nil {
 		container, inContainer = s.byPID(ev.TargetPID)
 	}
+	senderContainer := s.senderContainer(&ev, container)
 	sender := s.proc.sender(ev.SenderPID)
 	class := Classify(&ev, &sender)
 	s.kills[class].Add(1)
@@ -185,7 +191,30 @@ func (s *Source) handle(line []byte, at time.Time) {
 			Kind:      attribution.KindSignal,
 			Signal:    sigkill,
 			Sender:    class,
-			Detail:    detail,
+			Pid:       ev.TargetPID,
+			Comm:      string(ev.TargetComm),
+			Code:      ev.Code,
+			// The OOM killer sends from the allocating task, in the
+			// victim's cgroup; a dying init sends to the rest of its
+			// pid namespace, in its own.
+			SenderContainer: senderContainer,
+			Detail:          detail,
 		})
 	}
+}
+
+// senderContainer reads the container of the SIGKILL's sender, "" when
+// it is on the host, is the idle task or was gone before it could be
+// read. A task that signals itself (an OOM-killed task that was the one
+// allocating) is in the target's container, however its cgroup reads
+// now: a dying task's v1 paths read "/".
+func (s *Source) senderContainer(ev *Event, target string) string {
+	switch {
+	case ev.SenderPID <= 0:
+		return ""
+	case ev.SenderPID == ev.TargetPID:
+		return target
+	}
+	id, _ := s.proc.container(ev.SenderPID)
+	return id
 }

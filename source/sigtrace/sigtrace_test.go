@@ -70,6 +70,7 @@ func TestSourceTurnsContainerKillsIntoEvidence(t *testing.T) {
 	select {
 	case e := <-evidence:
 		want := attribution.Evidence{Container: containerID, Time: e.Time, Source: "sigtrace", Kind: attribution.KindSignal, Signal: 9, Sender: "user",
+			Pid: 710, Comm: "helper", Code: 0, SenderContainer: "",
 			Detail: "kill (pid 901, uid 0, login uid 1000), /usr/bin/kill, parent sudo < bash < sshd < systemd, target helper (pid 710)"}
 		if e != want {
 			t.Errorf("evidence\n got %+v\nwant %+v", e, want)
@@ -109,5 +110,71 @@ func TestSourceDownWithoutTracefs(t *testing.T) {
 		if n, ok := s.SIGKILLs()[class]; !ok || n != 0 {
 			t.Errorf("class %s: %d, %v; want a 0", class, n, ok)
 		}
+	}
+}
+
+// TestEvidenceNamesPids checks what the attribution engine needs to tell
+// the OOM killer's SIGKILL to a container's init from the others: the
+// target pid and comm, the si_code and the sender's container.
+func TestEvidenceNamesPids(t *testing.T) {
+	fp := newFakeProc(t)
+	hostProcs(fp)
+	// A container whose init (720) is a zombie already (its v1 paths read
+	// "/") and whose allocating thread (721) is still readable; a child
+	// (730) of another container's init; an init (740) reaped already.
+	const other = "aa2a1b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f7aa"
+	fp.add(proc{pid: 720, ppid: 700, comm: "helper", loginuid: noLoginUID, cgroup: "/", zombie: true})
+	fp.add(proc{pid: 721, tgid: 720, ppid: 700, comm: "helper", exe: "/helper", loginuid: noLoginUID, cgroup: "/docker/" + containerID})
+	fp.add(proc{pid: 730, ppid: 700, comm: "worker", exe: "/worker", loginuid: noLoginUID, cgroup: "/docker/" + other})
+	mains := map[int]string{720: containerID, 740: containerID}
+	var got []attribution.Evidence
+	s := New(Options{Proc: fp.root, ContainerByPID: func(pid int) (string, bool) { id, ok := mains[pid]; return id, ok }},
+		source.SinkFunc(func(e attribution.Evidence) { got = append(got, e) }), nil, testrig.Logger(t))
+
+	tests := []struct {
+		name string
+		line string
+		want *attribution.Evidence // nil: none
+	}{
+		{"the OOM killer kills the init from a thread of it",
+			"helper-721 [0] 1.0: signal_generate: sig=9 errno=0 code=128 comm=helper pid=720 grp=1 res=0",
+			&attribution.Evidence{Container: containerID, Sender: ClassKernel, Pid: 720, Comm: "helper", Code: 128, SenderContainer: containerID}},
+		{"a task that allocated kills itself, reaped already",
+			"<...>-740 [0] 1.0: signal_generate: sig=9 errno=0 code=128 comm=helper pid=740 grp=1 res=0",
+			&attribution.Evidence{Container: containerID, Sender: ClassKernel, Pid: 740, Comm: "helper", Code: 128, SenderContainer: containerID}},
+		{"docker kill through runc, on the host",
+			"runc-701 [0] 1.0: signal_generate: sig=9 errno=0 code=0 comm=helper pid=720 grp=1 res=0",
+			&attribution.Evidence{Container: containerID, Sender: ClassDocker, Pid: 720, Comm: "helper", Code: 0}},
+		{"tgkill from another container",
+			"worker-730 [0] 1.0: signal_generate: sig=9 errno=0 code=-6 comm=helper pid=710 grp=0 res=0",
+			&attribution.Evidence{Container: containerID, Sender: ClassOther, Pid: 710, Comm: "helper", Code: -6, SenderContainer: other}},
+		{"the sender is gone",
+			"<...>-4444 [0] 1.0: signal_generate: sig=9 errno=0 code=128 comm=worker pid=730 grp=1 res=0",
+			&attribution.Evidence{Container: other, Sender: ClassKernel, Pid: 730, Comm: "worker", Code: 128}},
+		{"the idle task", "<idle>-0 [0] 1.0: signal_generate: sig=9 errno=0 code=128 comm=helper pid=710 grp=1 res=0",
+			&attribution.Evidence{Container: containerID, Sender: ClassKernel, Pid: 710, Comm: "helper", Code: 128}},
+		{"a host process the tracker does not know",
+			"helper-721 [0] 1.0: signal_generate: sig=9 errno=0 code=0 comm=sshd pid=500 grp=1 res=0", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got = got[:0]
+			s.handle([]byte(tt.line), time.Unix(1, 0))
+			if tt.want == nil {
+				if len(got) != 0 {
+					t.Errorf("evidence %+v, want none", got)
+				}
+				return
+			}
+			if len(got) != 1 {
+				t.Fatalf("evidence %+v, want one", got)
+			}
+			e := got[0]
+			want := *tt.want
+			want.Time, want.Source, want.Kind, want.Signal, want.Detail = time.Unix(1, 0), SourceName, attribution.KindSignal, 9, e.Detail
+			if e != want {
+				t.Errorf("evidence\n got %+v\nwant %+v", e, want)
+			}
+		})
 	}
 }
