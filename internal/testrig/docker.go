@@ -1,9 +1,11 @@
 package testrig
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -62,6 +64,145 @@ func Start(t testing.TB, name string, dockerArgs []string, helperArgs ...string)
 	id := Run(t, "docker", args...)
 	return Container{ID: lastLine(id), Name: name}
 }
+
+// Spec is one container of a batch: what Start takes.
+type Spec struct {
+	Name       string
+	DockerArgs []string
+	HelperArgs []string
+}
+
+// StartMany runs the specs as Start does, parallel at a time (docker run
+// -d returns once the container runs), and removes them all when the test
+// ends. It fails the test after all were tried if any did not start.
+func StartMany(t testing.TB, specs []Spec, parallel int) []Container {
+	t.Helper()
+	names := make([]string, len(specs))
+	for i, s := range specs {
+		names[i] = s.Name
+	}
+	t.Cleanup(func() { _, _ = Try("docker", append([]string{"rm", "-f"}, names...)...) })
+	out := make([]Container, len(specs))
+	errs := make([]error, len(specs))
+	sem := make(chan struct{}, max(parallel, 1))
+	var wg sync.WaitGroup
+	for i, s := range specs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			args := append([]string{"run", "-d", "--network", "none", "--label", OwnLabel, "--name", s.Name}, s.DockerArgs...)
+			args = append(append(args, HelperImage), s.HelperArgs...)
+			id, err := Try("docker", args...)
+			if err != nil {
+				errs[i] = fmt.Errorf("docker run %s: %v: %s", s.Name, err, id)
+				return
+			}
+			out[i] = Container{ID: lastLine(id), Name: s.Name}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+	return out
+}
+
+// Exec runs the helper in a running container (docker exec NAME /helper
+// ARGS) and returns its output, failing the test on error.
+func Exec(t testing.TB, name string, helperArgs ...string) string {
+	t.Helper()
+	return Run(t, "docker", append([]string{"exec", name, "/helper"}, helperArgs...)...)
+}
+
+// Inspect returns docker inspect's answer for a Go template.
+func Inspect(t testing.TB, name, format string) string {
+	t.Helper()
+	return Run(t, "docker", "inspect", "-f", format, name)
+}
+
+// Events returns the daemon's events for a container since a time, one
+// "action [exitCode=N] [signal=N]" line each: what Docker said about it.
+func Events(t testing.TB, name string, since time.Time) []string {
+	t.Helper()
+	out := Run(t, "docker", "events", "--since", since.Add(-time.Second).Format(time.RFC3339Nano),
+		"--until", time.Now().Add(time.Second).Format(time.RFC3339Nano),
+		"--filter", "container="+name, "--format", "{{.Action}}{{with .Actor.Attributes.exitCode}} exitCode={{.}}{{end}}{{with .Actor.Attributes.signal}} signal={{.}}{{end}}")
+	var lines []string
+	for _, l := range strings.Split(out, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	return lines
+}
+
+// cgroupV1 is the mount of the cgroup v1 hierarchies; the memory
+// controller is one of them.
+const cgroupV1 = "/sys/fs/cgroup"
+
+// MemoryCgroupParent makes a cgroup v1 memory group of this test process
+// (/sys/fs/cgroup/memory/exit137-test-<pid>) with its own
+// memory.limit_in_bytes, for docker run --cgroup-parent; it returns the
+// --cgroup-parent value. When the test ends, after the containers in it
+// are removed (register it before starting them), it removes the group
+// and the groups runc made for the same parent in the other hierarchies.
+func MemoryCgroupParent(t testing.TB, limitBytes int64) string {
+	t.Helper()
+	name := "exit137-test-" + fmt.Sprint(os.Getpid())
+	dir := filepath.Join(cgroupV1, "memory", name)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		Need(t, "cannot make a v1 memory cgroup (root and cgroup v1 needed): %v", err)
+	}
+	t.Cleanup(func() { removeCgroupParent(t, name) })
+	limit := []byte(fmt.Sprint(limitBytes))
+	if err := os.WriteFile(filepath.Join(dir, "memory.limit_in_bytes"), limit, 0o644); err != nil {
+		t.Fatalf("setting the parent's limit: %v", err)
+	}
+	// With swap accounting, the limit of memory+swap must not let the
+	// group swap past its limit (the memsw limit is set after the plain
+	// one, which it must not be below).
+	if sw := filepath.Join(dir, "memory.memsw.limit_in_bytes"); fileExists(sw) {
+		if err := os.WriteFile(sw, limit, 0o644); err != nil {
+			t.Fatalf("setting the parent's memsw limit: %v", err)
+		}
+	}
+	return "/" + name
+}
+
+// removeCgroupParent removes the group name in every v1 hierarchy, its
+// (empty) children first, retrying while the runtime lets them go.
+func removeCgroupParent(t testing.TB, name string) {
+	hierarchies, _ := os.ReadDir(cgroupV1)
+	for _, h := range hierarchies {
+		dir := filepath.Join(cgroupV1, h.Name(), name)
+		if !fileExists(dir) {
+			continue
+		}
+		var err error
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			children, _ := os.ReadDir(dir)
+			for _, c := range children {
+				if c.IsDir() {
+					_ = syscall.Rmdir(filepath.Join(dir, c.Name()))
+				}
+			}
+			if err = syscall.Rmdir(dir); err == nil || time.Now().After(deadline) {
+				break
+			}
+		}
+		if err != nil {
+			t.Errorf("removing cgroup %s: %v", dir, err)
+		}
+	}
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 // UniqueName makes a container name unique to this run, so that per-name
 // counters start from zero.
