@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -20,11 +22,22 @@ import (
 	"github.com/prometheus/common/model"
 )
 
-// Exporter is a running exporter binary.
+// Exporter is an exporter binary the test started. It can be stopped
+// (SIGTERM or SIGKILL) and started again with the same arguments on the
+// same address, as an upgrade or a crash would; every incarnation logs to
+// the same file, separated by a marker line.
 type Exporter struct {
-	URL string
-	cmd *exec.Cmd
-	log string
+	URL  string
+	bin  string
+	args []string
+	log  string
+
+	mu      sync.Mutex
+	logFile *os.File
+	cmd     *exec.Cmd
+	done    chan struct{} // closed when cmd has exited
+	waitErr error
+	runs    int
 }
 
 // StartExporter builds and starts the exporter on a free loopback port
@@ -38,32 +51,110 @@ func StartExporter(t testing.TB, args ...string) *Exporter {
 	if err != nil {
 		t.Fatal(err)
 	}
-	all := append([]string{"--web.listen-address=" + addr, "--log.level=debug"}, args...)
-	cmd := exec.Command(bin, all...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	e := &Exporter{
+		URL:     "http://" + addr,
+		bin:     bin,
+		args:    append([]string{"--web.listen-address=" + addr, "--log.level=debug"}, args...),
+		log:     logPath,
+		logFile: logFile,
 	}
-	e := &Exporter{URL: "http://" + addr, cmd: cmd, log: logPath}
 	t.Cleanup(func() {
-		stopProcess(cmd)
+		e.stop(syscall.SIGTERM)
 		logFile.Close()
 		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			t.Logf("exporter log:\n%s", b)
+			t.Logf("exporter log:\n%s", e.Log())
 		}
 	})
+	e.Start(t)
+	return e
+}
+
+// Start starts the exporter again, with the same arguments, and waits
+// until it answers; it fails the test at once, with the log, when the
+// process exits instead (a flag it does not know, say).
+func (e *Exporter) Start(t testing.TB) {
+	t.Helper()
+	e.mu.Lock()
+	if e.cmd != nil {
+		e.mu.Unlock()
+		t.Fatalf("exporter already running (pid %d)", e.cmd.Process.Pid)
+	}
+	e.runs++
+	fmt.Fprintf(e.logFile, "=== testrig: exporter start #%d at %s ===\n", e.runs, time.Now().Format(time.RFC3339Nano))
+	cmd := exec.Command(e.bin, e.args...)
+	cmd.Stdout, cmd.Stderr = e.logFile, e.logFile
+	if err := cmd.Start(); err != nil {
+		e.mu.Unlock()
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	e.cmd, e.done = cmd, done
+	e.mu.Unlock()
+	go func() {
+		err := cmd.Wait()
+		e.mu.Lock()
+		e.waitErr = err
+		e.mu.Unlock()
+		close(done)
+	}()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
+		select {
+		case <-done:
+			e.mu.Lock()
+			err := e.waitErr
+			e.cmd, e.done = nil, nil
+			e.mu.Unlock()
+			t.Fatalf("exporter exited at start (%v); args %q; log tail:\n%s", err, e.args, e.LogTail(30))
+		default:
+		}
 		if resp, err := http.Get(e.URL + "/metrics"); err == nil {
 			resp.Body.Close()
-			return e
+			return
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("exporter did not answer on %s", addr)
-	return nil
+	t.Fatalf("exporter did not answer on %s", e.URL)
 }
+
+// Stop sends sig (SIGTERM or SIGKILL) and waits for the process to end; a
+// SIGTERM that is not obeyed in 10s becomes a SIGKILL. It returns how the
+// process ended. Stopping a stopped exporter does nothing.
+func (e *Exporter) Stop(t testing.TB, sig syscall.Signal) error {
+	t.Helper()
+	return e.stop(sig)
+}
+
+func (e *Exporter) stop(sig syscall.Signal) error {
+	e.mu.Lock()
+	cmd, done := e.cmd, e.done
+	e.mu.Unlock()
+	if cmd == nil {
+		return nil
+	}
+	_ = cmd.Process.Signal(sig)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	fmt.Fprintf(e.logFile, "=== testrig: exporter stopped by %s at %s: %v ===\n", sig, time.Now().Format(time.RFC3339Nano), e.waitErr)
+	e.cmd, e.done = nil, nil
+	return e.waitErr
+}
+
+// Running reports whether the exporter process is up.
+func (e *Exporter) Running() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.cmd != nil
+}
+
+// Args are the arguments every incarnation runs with.
+func (e *Exporter) Args() []string { return append([]string(nil), e.args...) }
 
 // Explain runs `exit137-exporter explain NAME` against the exporter at
 // url (one where none answers makes it diagnose after the fact).
@@ -73,12 +164,28 @@ func Explain(t testing.TB, url, name string) string {
 }
 
 // PID is the exporter process's id.
-func (e *Exporter) PID() int { return e.cmd.Process.Pid }
+func (e *Exporter) PID() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.cmd == nil {
+		return 0
+	}
+	return e.cmd.Process.Pid
+}
 
 // Log returns what the exporter has logged so far.
 func (e *Exporter) Log() string {
 	b, _ := os.ReadFile(e.log)
 	return string(b)
+}
+
+// LogTail returns the last n lines the exporter logged.
+func (e *Exporter) LogTail(n int) string {
+	lines := strings.Split(strings.TrimRight(e.Log(), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
 
 // Get fetches a path and returns the body.
