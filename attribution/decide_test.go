@@ -51,6 +51,37 @@ func flag() Evidence {
 	return Evidence{Container: cid, Source: "docker", Kind: KindOOMKilledFlag}
 }
 
+// The init's pid in the pid-aware cases, and a child's.
+const (
+	initPid  = 100
+	childPid = 4242
+)
+
+// kernelVictim is a kernel OOM kill naming its victim.
+func kernelVictim(at time.Duration, pid int, comm string) Evidence {
+	e := kernelOOM(at, "CONSTRAINT_MEMCG")
+	e.Pid, e.Comm = pid, comm
+	return e
+}
+
+// sigKernel is a traced SIGKILL the kernel generated itself (SI_KERNEL),
+// sent from a task of container from ("" when not in one).
+func sigKernel(at time.Duration, pid int, from string) Evidence {
+	e := traced(at, 9, "kernel")
+	e.Code, e.Pid, e.SenderContainer = siKernel, pid, from
+	return e
+}
+
+// tracedTo is a traced SIGKILL from sender to pid.
+func tracedTo(at time.Duration, sender string, pid int) Evidence {
+	e := traced(at, 9, sender)
+	e.Pid = pid
+	return e
+}
+
+// byPid drops the container of e: evidence joined to the exit by pid only.
+func byPid(e Evidence) Evidence { e.Container = ""; return e }
+
 // For another container.
 func forOther(e Evidence) Evidence { e.Container = other; return e }
 
@@ -58,190 +89,374 @@ func forOther(e Evidence) Evidence { e.Container = other; return e }
 func detail(e Evidence, d string) Evidence { e.Detail = d; return e }
 
 func TestDecide(t *testing.T) {
+	const ms = time.Millisecond
 	tests := []struct {
 		name      string
 		code      int
+		pid       int // the init's pid; 0 unknown
 		oomKilled bool
 		ev        []Evidence
 		cause     Cause
-		weak      bool
+		strength  Strength
+		rule      string // when set, the rule that must decide
 		// cited: indices into ev, in the order the verdict must list them.
 		cited []int
-		// decisive: indices into ev marked decisive.
+		// decisive: indices into ev marked as what the verdict rests on.
 		decisive []int
 		summary  []string // substrings
+		lacks    []string // substrings the summary must not have
 	}{
-		// Every rule alone.
+		// Every rule alone, the init's pid unknown.
 		{name: "docker oom alone", code: 137,
-			ev:    []Evidence{dockerOOM(-300 * time.Millisecond)},
-			cause: CauseOOM, cited: []int{0}, decisive: []int{0},
-			summary: []string{"OOM-killed: Docker reported an oom event", "0.3s before the exit"}},
+			ev:    []Evidence{dockerOOM(-300 * ms)},
+			cause: CauseOOM, strength: StrengthStrong, rule: "oom_at_death", cited: []int{0}, decisive: []int{0},
+			summary: []string{"OOM-killed: Docker reported an oom event", "0.3s before the exit", "the init's pid is not known"}},
 		{name: "kernel memcg oom alone", code: 137,
-			ev:    []Evidence{detail(kernelOOM(-300*time.Millisecond, "CONSTRAINT_MEMCG"), "Killed process 4242 (alloc)")},
-			cause: CauseOOM, cited: []int{0}, decisive: []int{0},
+			ev:    []Evidence{detail(kernelOOM(-300*ms, "CONSTRAINT_MEMCG"), "Killed process 4242 (alloc)")},
+			cause: CauseOOM, strength: StrengthStrong, cited: []int{0}, decisive: []int{0},
 			summary: []string{"OOM-killed: ", "container's memory limit (CONSTRAINT_MEMCG), 0.3s before the exit", "(kmsg: Killed process 4242 (alloc))"}},
 		{name: "kernel host-wide oom alone", code: 137,
 			ev:    []Evidence{kernelOOM(-sec, "CONSTRAINT_NONE")},
-			cause: CauseOOM, cited: []int{0}, decisive: []int{0},
+			cause: CauseOOM, strength: StrengthStrong, cited: []int{0}, decisive: []int{0},
 			summary: []string{"host-wide OOM", "CONSTRAINT_NONE", "1.0s before the exit"}},
-		{name: "cgroup oom_kill rise alone", code: 137,
+		{name: "cgroup oom_kill rise alone, 2s before: the init outlived it", code: 137,
 			ev:    []Evidence{cgroupOOM(-2 * sec)},
-			cause: CauseOOM, cited: []int{0}, decisive: []int{0},
-			summary: []string{"oom_kill counter rose", "2.0s before the exit"}},
-		{name: "all three oom sources decisive", code: 137,
-			ev:    []Evidence{cgroupOOM(0), kernelOOM(-200*time.Millisecond, "CONSTRAINT_MEMCG"), dockerOOM(-100 * time.Millisecond), dockerOOM(-150 * time.Millisecond)},
-			cause: CauseOOM, cited: []int{1, 3, 2, 0}, decisive: []int{0, 1, 2, 3},
+			cause: CauseOOM, strength: StrengthStrong, rule: "oom_container", cited: []int{0}, decisive: []int{0},
+			summary: []string{"oom_kill counter rose", "2.0s before the exit", "a wrapper passing on its child's death"}},
+		{name: "all three oom sources", code: 137,
+			ev:    []Evidence{cgroupOOM(0), kernelOOM(-200*ms, "CONSTRAINT_MEMCG"), dockerOOM(-100 * ms), dockerOOM(-150 * ms)},
+			cause: CauseOOM, strength: StrengthStrong, cited: []int{1, 3, 2, 0}, decisive: []int{0, 1, 2, 3},
 			summary: []string{"CONSTRAINT_MEMCG", "0.2s before the exit"}},
 		{name: "systemd partof alone", code: 137,
-			ev:    []Evidence{partOf(-1500 * time.Millisecond)},
-			cause: CauseSystemdPartOf, cited: []int{0}, decisive: []int{0},
+			ev:    []Evidence{partOf(-1500 * ms)},
+			cause: CauseSystemdPartOf, strength: StrengthStrong, cited: []int{0}, decisive: []int{0},
 			summary: []string{"Stopped by systemd: #0", "1.5s before the exit"}},
 		{name: "systemd partof with the source's chain", code: 137,
 			ev:    []Evidence{withDetail(partOf(-time.Second), "db.service restarted → app.service stopped (PartOf=db.service)")},
-			cause: CauseSystemdPartOf, cited: []int{0}, decisive: []int{0},
+			cause: CauseSystemdPartOf, strength: StrengthStrong, cited: []int{0}, decisive: []int{0},
 			summary: []string{"Stopped by systemd: db.service restarted → app.service stopped (PartOf=db.service), 1.0s before the exit"}},
 		{name: "docker kill 9 alone", code: 137,
-			ev:    []Evidence{dockerKill(-100*time.Millisecond, 9)},
-			cause: CauseManual, cited: []int{0}, decisive: []int{0},
+			ev:    []Evidence{dockerKill(-100*ms, 9)},
+			cause: CauseManual, strength: StrengthStrong, cited: []int{0}, decisive: []int{0},
 			summary: []string{"Killed manually: docker kill (signal 9), 0.1s before the exit"}},
 		{name: "docker stop alone", code: 137,
-			ev:    []Evidence{dockerStop(10 * time.Millisecond)},
-			cause: CauseManual, cited: []int{0}, decisive: []int{0},
+			ev:    []Evidence{dockerStop(10 * ms)},
+			cause: CauseManual, strength: StrengthStrong, cited: []int{0}, decisive: []int{0},
 			summary: []string{"docker stop ended in SIGKILL"}},
 		{name: "docker stop with kill 15 and kill 9: stop timeout", code: 137,
-			ev:    []Evidence{dockerStop(10 * time.Millisecond), dockerKill(-10*sec, 15), dockerKill(-10*time.Millisecond, 9)},
-			cause: CauseManual, cited: []int{1, 2, 0}, decisive: []int{0, 1, 2},
+			ev:    []Evidence{dockerStop(10 * ms), dockerKill(-10*sec, 15), dockerKill(-10*ms, 9)},
+			cause: CauseManual, strength: StrengthStrong, cited: []int{1, 2, 0}, decisive: []int{0, 1, 2},
 			summary: []string{"docker stop: SIGTERM ignored, SIGKILL after the timeout", "SIGTERM 10.0s before the exit"}},
 		{name: "kill 15 then kill 9 without the stop event: stop timeout", code: 137,
-			ev:    []Evidence{dockerKill(-10*sec, 15), dockerKill(-10*time.Millisecond, 9)},
-			cause: CauseManual, cited: []int{0, 1}, decisive: []int{0, 1},
+			ev:    []Evidence{dockerKill(-10*sec, 15), dockerKill(-10*ms, 9)},
+			cause: CauseManual, strength: StrengthStrong, cited: []int{0, 1}, decisive: []int{0, 1},
 			summary: []string{"docker stop: SIGTERM ignored, SIGKILL after the timeout"}},
-		{name: "docker kill 15 alone is not decisive", code: 137,
+		{name: "docker kill 15 alone is no kill", code: 137,
 			ev:    []Evidence{dockerKill(-3*sec, 15)},
-			cause: CauseUnknown, weak: true, cited: []int{0},
+			cause: CauseUnknown, strength: StrengthWeak, cited: []int{0},
 			summary: []string{"SIGKILL with no evidence of who sent it"}},
-		{name: "traced kill -9 by a user", code: 137,
-			ev:    []Evidence{detail(traced(-40*time.Millisecond, 9, "user"), "bash (pid 812, uid 0, loginuid 1000)")},
-			cause: CauseManual, cited: []int{0}, decisive: []int{0},
-			summary: []string{"kill -9 by bash (pid 812, uid 0, loginuid 1000), at the exit"}},
+		{name: "traced kill -9 by a user, no target pid", code: 137,
+			ev:    []Evidence{detail(traced(-40*ms, 9, "user"), "bash (pid 812, uid 0, loginuid 1000)")},
+			cause: CauseManual, strength: StrengthStrong, rule: "manual", cited: []int{0}, decisive: []int{0},
+			summary: []string{"kill -9 by bash (pid 812, uid 0, loginuid 1000), at the exit", "its target pid was not traced"}},
 		{name: "traced SIGKILL from systemd", code: 137,
 			ev:    []Evidence{traced(-sec, 9, "systemd")},
-			cause: CauseManual, cited: []int{0}, decisive: []int{0},
+			cause: CauseManual, strength: StrengthStrong, cited: []int{0}, decisive: []int{0},
 			summary: []string{"Killed manually: kill -9 by ", "1.0s before the exit"}},
 		{name: "traced SIGKILL from docker", code: 137,
 			ev:    []Evidence{traced(-sec, 9, "docker")},
-			cause: CauseManual, cited: []int{0}, decisive: []int{0}},
+			cause: CauseManual, strength: StrengthStrong, cited: []int{0}, decisive: []int{0}},
 		{name: "traced SIGKILL from other", code: 137,
 			ev:    []Evidence{traced(-sec, 9, "other")},
-			cause: CauseManual, cited: []int{0}, decisive: []int{0}},
+			cause: CauseManual, strength: StrengthStrong, cited: []int{0}, decisive: []int{0}},
 		{name: "traced signal of unknown number from a user", code: 137,
 			ev:    []Evidence{traced(-sec, 0, "user")},
-			cause: CauseManual, cited: []int{0}, decisive: []int{0}},
-		{name: "traced kernel SIGKILL is not manual", code: 137,
-			ev:    []Evidence{traced(-100*time.Millisecond, 9, "kernel")},
-			cause: CauseUnknown, weak: true, cited: []int{0}},
+			cause: CauseManual, strength: StrengthStrong, cited: []int{0}, decisive: []int{0}},
+		{name: "traced kernel SIGKILL that is not SI_KERNEL is nothing", code: 137,
+			ev:    []Evidence{traced(-100*ms, 9, "kernel")},
+			cause: CauseUnknown, strength: StrengthWeak, cited: []int{0}},
 		{name: "traced SIGTERM from a user is not a SIGKILL", code: 137,
 			ev:    []Evidence{traced(-sec, 15, "user")},
-			cause: CauseUnknown, weak: true, cited: []int{0}},
-		{name: "host-wide disk pressure alone", code: 137,
+			cause: CauseUnknown, strength: StrengthWeak, cited: []int{0}},
+		{name: "disk pressure alone: a weak coincidence", code: 137,
 			ev:    []Evidence{detail(disk(0), "/var/lib/docker 97% used (threshold 90%)")},
-			cause: CauseDisk, cited: []int{0}, decisive: []int{0},
-			summary: []string{"disk pressure", "/var/lib/docker 97% used (threshold 90%), at the exit"}},
+			cause: CauseDisk, strength: StrengthWeak, cited: []int{0}, decisive: []int{0},
+			summary: []string{"disk pressure, a coincidence", "/var/lib/docker 97% used (threshold 90%), at the exit", "nothing ties it to the kill"}},
 		{name: "sticky flag alone: weak oom", code: 137,
 			ev:    []Evidence{flag()},
-			cause: CauseOOM, weak: true, cited: []int{0}, decisive: []int{0},
+			cause: CauseOOM, strength: StrengthWeak, cited: []int{0}, decisive: []int{0},
 			summary: []string{"Probably OOM-killed", "sticky OOMKilled flag", "no time"}},
 		{name: "nothing: unknown", code: 137,
-			cause: CauseUnknown, weak: true,
+			cause: CauseUnknown, strength: StrengthWeak,
 			summary: []string{"SIGKILL with no evidence of who sent it"}},
 
-		// Precedence pairs.
-		{name: "oom > partof", code: 137,
+		// Precedence pairs, the init's pid unknown.
+		{name: "nameless oom at the death > partof", code: 137,
 			ev:    []Evidence{partOf(-2 * sec), dockerOOM(-sec)},
-			cause: CauseOOM, cited: []int{0, 1}, decisive: []int{1}},
-		{name: "oom > manual", code: 137,
-			ev:    []Evidence{dockerKill(-sec, 9), kernelOOM(-2*sec, "CONSTRAINT_MEMCG")},
-			cause: CauseOOM, cited: []int{1, 0}, decisive: []int{1}},
-		{name: "oom > disk", code: 137,
+			cause: CauseOOM, strength: StrengthStrong, cited: []int{0, 1}, decisive: []int{1},
+			summary: []string{"a stop or kill was seen too"}},
+		{name: "nameless oom at the death > docker kill", code: 137,
+			ev:    []Evidence{dockerKill(-100*ms, 9), kernelOOM(-500*ms, "CONSTRAINT_MEMCG")},
+			cause: CauseOOM, strength: StrengthStrong, rule: "oom_at_death", cited: []int{1, 0}, decisive: []int{1},
+			summary: []string{"a stop or kill was seen too, but an OOM kill as the init died is the likelier killer"}},
+		{name: "docker kill > nameless oom the init outlived by more than 1s", code: 137,
+			ev:    []Evidence{dockerKill(-sec, 9), kernelOOM(-2500*ms, "CONSTRAINT_MEMCG")},
+			cause: CauseManual, strength: StrengthStrong, cited: []int{1, 0}, decisive: []int{0},
+			summary: []string{"docker kill (signal 9), 1.0s before the exit", "an OOM kill in the container (the kernel OOM killer fired", "2.5s before the exit, and the init outlived it: not the cause"}},
+		{name: "partof > nameless oom the init outlived", code: 137,
+			ev:    []Evidence{dockerOOM(-5 * sec), partOf(-sec)},
+			cause: CauseSystemdPartOf, strength: StrengthStrong, cited: []int{0, 1}, decisive: []int{1},
+			summary: []string{"Stopped by systemd", "Docker reported an oom event for the container), 5.0s before the exit, and the init outlived it"}},
+		{name: "oom at the death > disk", code: 137,
 			ev:    []Evidence{disk(sec), cgroupOOM(-sec)},
-			cause: CauseOOM, cited: []int{1, 0}, decisive: []int{1}},
+			cause: CauseOOM, strength: StrengthStrong, cited: []int{1, 0}, decisive: []int{1}},
 		{name: "partof > manual: systemd ran the docker stop", code: 137,
-			ev:    []Evidence{partOf(-11 * sec), dockerKill(-10*sec, 15), dockerKill(-100*time.Millisecond, 9), dockerStop(0), traced(-100*time.Millisecond, 9, "docker")},
-			cause: CauseSystemdPartOf, cited: []int{0, 1, 2, 4, 3}, decisive: []int{0},
+			ev:    []Evidence{partOf(-11 * sec), dockerKill(-10*sec, 15), dockerKill(-100*ms, 9), dockerStop(0), traced(-100*ms, 9, "docker")},
+			cause: CauseSystemdPartOf, strength: StrengthStrong, cited: []int{0, 1, 2, 4, 3}, decisive: []int{0},
 			summary: []string{"Stopped by systemd", "the docker stop/kill seen was systemd carrying it out"}},
 		{name: "partof > disk", code: 137,
 			ev:    []Evidence{disk(-sec), partOf(-sec)},
-			cause: CauseSystemdPartOf, cited: []int{0, 1}, decisive: []int{1}},
+			cause: CauseSystemdPartOf, strength: StrengthStrong, cited: []int{0, 1}, decisive: []int{1}},
 		{name: "manual > disk", code: 137,
 			ev:    []Evidence{disk(-sec), dockerKill(-sec, 9)},
-			cause: CauseManual, cited: []int{0, 1}, decisive: []int{1}},
+			cause: CauseManual, strength: StrengthStrong, cited: []int{0, 1}, decisive: []int{1}},
 		{name: "manual > flag", code: 137,
 			ev:    []Evidence{flag(), dockerKill(-sec, 9)},
-			cause: CauseManual, cited: []int{1, 0}, decisive: []int{1}},
+			cause: CauseManual, strength: StrengthStrong, cited: []int{1, 0}, decisive: []int{1}},
 		{name: "partof > flag", code: 137,
 			ev:    []Evidence{flag(), partOf(-sec)},
-			cause: CauseSystemdPartOf, cited: []int{1, 0}, decisive: []int{1}},
+			cause: CauseSystemdPartOf, strength: StrengthStrong, cited: []int{1, 0}, decisive: []int{1}},
 		{name: "disk > flag", code: 137,
 			ev:    []Evidence{flag(), disk(-sec)},
-			cause: CauseDisk, cited: []int{1, 0}, decisive: []int{1}},
-		{name: "timed oom with the flag: not weak, flag not decisive", code: 137,
+			cause: CauseDisk, strength: StrengthWeak, cited: []int{1, 0}, decisive: []int{1}},
+		{name: "timed oom with the flag: strong, the flag not what it rests on", code: 137,
 			ev:    []Evidence{flag(), dockerOOM(-sec)},
-			cause: CauseOOM, cited: []int{1, 0}, decisive: []int{1}},
+			cause: CauseOOM, strength: StrengthStrong, cited: []int{1, 0}, decisive: []int{1}},
+
+		// The init's pid known: decide on the process that died.
+		{name: "kernel victim is the init: decisive", code: 137, pid: initPid,
+			ev:    []Evidence{detail(kernelVictim(-300*ms, initPid, "java"), "Killed process 100 (java)")},
+			cause: CauseOOM, strength: StrengthDecisive, rule: "oom_init", cited: []int{0}, decisive: []int{0},
+			summary: []string{"OOM-killed: the kernel OOM killer fired at the container's memory limit (CONSTRAINT_MEMCG) and killed the container's init (pid 100, java), 0.3s before the exit"}},
+		{name: "kernel victim is the init > docker kill", code: 137, pid: initPid,
+			ev:    []Evidence{dockerKill(-100*ms, 9), kernelVictim(-300*ms, initPid, "app")},
+			cause: CauseOOM, strength: StrengthDecisive, cited: []int{1, 0}, decisive: []int{1},
+			summary: []string{"(pid 100, app)", "a stop or kill was seen too, but the kernel killed the init"}},
+		{name: "kernel victim is the init > partof", code: 137, pid: initPid,
+			ev:    []Evidence{partOf(-5 * sec), kernelVictim(-300*ms, initPid, "app")},
+			cause: CauseOOM, strength: StrengthDecisive, cited: []int{0, 1}, decisive: []int{1}},
+		{name: "host-wide oom of the init keeps its wording", code: 137, pid: initPid,
+			ev:    []Evidence{func() Evidence { e := kernelVictim(-sec, initPid, "app"); e.Constraint = "CONSTRAINT_NONE"; return e }()},
+			cause: CauseOOM, strength: StrengthDecisive, cited: []int{0}, decisive: []int{0},
+			summary: []string{"host-wide OOM: the host, not the container's limit, ran out of memory", "CONSTRAINT_NONE", "killed the container's init (pid 100, app)"}},
+		{name: "SI_KERNEL SIGKILL to the init from its container: decisive oom", code: 137, pid: initPid,
+			ev:    []Evidence{dockerOOM(-200 * ms), sigKernel(-100*ms, initPid, cid)},
+			cause: CauseOOM, strength: StrengthDecisive, rule: "oom_init", cited: []int{0, 1}, decisive: []int{1},
+			summary: []string{"the kernel itself (SI_KERNEL) sent SIGKILL to the container's init (pid 100) from a task of the container", "0.1s before the exit"}},
+		{name: "SI_KERNEL SIGKILL to the init, sender's container unknown: decisive oom", code: 137, pid: initPid,
+			ev:    []Evidence{sigKernel(-100*ms, initPid, "")},
+			cause: CauseOOM, strength: StrengthDecisive, cited: []int{0}, decisive: []int{0},
+			summary: []string{"from a task outside any known container"}},
+		{name: "SI_KERNEL SIGKILL to the init from another container is not oom", code: 137, pid: initPid,
+			ev:    []Evidence{sigKernel(-100*ms, initPid, other)},
+			cause: CauseUnknown, strength: StrengthWeak, cited: []int{0}},
+		{name: "SI_KERNEL SIGKILL and kernel victim both the init", code: 137, pid: initPid,
+			ev:    []Evidence{kernelVictim(-120*ms, initPid, "app"), sigKernel(-121*ms, initPid, cid)},
+			cause: CauseOOM, strength: StrengthDecisive, cited: []int{1, 0}, decisive: []int{0, 1},
+			summary: []string{"killed the container's init (pid 100, app)", "sigtrace saw the kernel's SIGKILL (SI_KERNEL) to it"}},
+		{name: "SI_KERNEL kill of a child at the death (zap) + exit 1: none", code: 1, pid: initPid,
+			ev:    []Evidence{sigKernel(50*ms, childPid, cid)},
+			cause: CauseNone, strength: StrengthStrong, rule: "none", cited: []int{0},
+			summary: []string{"Exited with code 1: not a SIGKILL, and no OOM kill in the container"}},
+		{name: "SI_KERNEL kill of a child + exit 137 alone: unknown", code: 137, pid: initPid,
+			ev:    []Evidence{sigKernel(0, childPid, cid)},
+			cause: CauseUnknown, strength: StrengthWeak, cited: []int{0},
+			summary: []string{"(SI_KERNEL) was traced to (pid 4242)", "not matched to an OOM kill of the init"}},
+		{name: "SI_KERNEL kills of children at the death + docker kill: manual", code: 137, pid: initPid,
+			ev:    []Evidence{dockerKill(-100*ms, 9), sigKernel(0, childPid, cid)},
+			cause: CauseManual, strength: StrengthStrong, cited: []int{0, 1}, decisive: []int{0}},
+		{name: "child OOM 20s before + docker kill 9: manual, the child named", code: 137, pid: initPid,
+			ev:    []Evidence{kernelVictim(-20*sec, childPid, "worker"), dockerOOM(-20 * sec), dockerKill(-100*ms, 9)},
+			cause: CauseManual, strength: StrengthStrong, rule: "manual", cited: []int{0, 1, 2}, decisive: []int{2},
+			summary: []string{"Killed manually: docker kill (signal 9), 0.1s before the exit",
+				"a child process (pid 4242, worker) was OOM-killed at the container's memory limit, 20.0s before the exit: not the cause"}},
+		{name: "two children OOM-killed before a docker kill", code: 137, pid: initPid,
+			ev:    []Evidence{kernelVictim(-20*sec, childPid, "worker"), kernelVictim(-10*sec, childPid+1, "worker"), dockerKill(-100*ms, 9)},
+			cause: CauseManual, strength: StrengthStrong, cited: []int{0, 1, 2}, decisive: []int{2},
+			summary: []string{"2 child processes were OOM-killed, the last (pid 4243, worker) at the container's memory limit, 10.0s before the exit"}},
+		{name: "child OOM at the death + docker oom + docker kill: manual, the kernel named the victim", code: 137, pid: initPid,
+			ev:    []Evidence{kernelVictim(-300*ms, childPid, "worker"), dockerOOM(-300 * ms), dockerKill(-100*ms, 9)},
+			cause: CauseManual, strength: StrengthStrong, cited: []int{0, 1, 2}, decisive: []int{2},
+			summary: []string{"a child process (pid 4242, worker) was OOM-killed"}},
+		{name: "child OOM + exit 0: none", code: 0, pid: initPid,
+			ev:    []Evidence{kernelVictim(-20*sec, childPid, "worker"), dockerOOM(-20 * sec)},
+			cause: CauseNone, strength: StrengthStrong, rule: "exit_zero", cited: []int{0, 1},
+			summary: []string{"Exited with code 0: the init ended on its own", "a child process (pid 4242, worker) was OOM-killed", "not the cause"}},
+		{name: "child OOM + exit 143 after docker stop: none", code: 143, pid: initPid,
+			ev:    []Evidence{kernelVictim(-20*sec, childPid, "worker"), dockerKill(-10*sec, 15), dockerStop(10 * ms)},
+			cause: CauseNone, strength: StrengthStrong, rule: "graceful_stop", cited: []int{0, 1, 2}, decisive: []int{1, 2},
+			summary: []string{"Stopped gracefully: docker stop sent SIGTERM 10.0s before the exit and the init died of it, code 143 (SIGTERM)", "(pid 4242, worker)"}},
+		{name: "child OOM + exit 1: oom, the gap shown", code: 1, pid: initPid,
+			ev:    []Evidence{detail(kernelVictim(-4200*ms, childPid, "worker"), "Killed process 4242 (worker)")},
+			cause: CauseOOM, strength: StrengthStrong, rule: "oom_child", cited: []int{0}, decisive: []int{0},
+			summary: []string{"Exited with code 1, 4.2s after a child process (pid 4242, worker) was OOM-killed", "the init was not the victim"}},
+		{name: "wrapper exits 137 after its child's OOM kill: oom (child)", code: 137, pid: initPid,
+			ev:    []Evidence{kernelVictim(-300*ms, childPid, "worker"), dockerOOM(-300 * ms)},
+			cause: CauseOOM, strength: StrengthStrong, rule: "oom_container", cited: []int{0, 1}, decisive: []int{0, 1},
+			summary: []string{"OOM-killed: a child process (pid 4242, worker) was OOM-killed at the container's memory limit, 0.3s before the exit",
+				"the init exited 137 itself (a wrapper passing on its child's death)"}},
+		{name: "traced user SIGKILL to a child + exit 137: unknown", code: 137, pid: initPid,
+			ev:    []Evidence{detail(tracedTo(-sec, "user", childPid), "bash (pid 812, uid 0)")},
+			cause: CauseUnknown, strength: StrengthWeak, cited: []int{0},
+			summary: []string{"SIGKILL with no evidence", "a SIGKILL from bash (pid 812, uid 0) to another process (pid 4242) was traced", "not a kill of the init (pid 100)"}},
+		{name: "traced user SIGKILL to the init: decisive manual", code: 137, pid: initPid,
+			ev:    []Evidence{detail(tracedTo(-40*ms, "user", initPid), "bash (pid 812, uid 0, loginuid 1000)")},
+			cause: CauseManual, strength: StrengthDecisive, rule: "manual_traced", cited: []int{0}, decisive: []int{0},
+			summary: []string{"Killed manually: kill -9 of the init (pid 100) by bash (pid 812, uid 0, loginuid 1000), at the exit"}},
+		{name: "docker kill traced to the init: decisive manual", code: 137, pid: initPid,
+			ev:    []Evidence{dockerKill(-100*ms, 9), tracedTo(-90*ms, "docker", initPid)},
+			cause: CauseManual, strength: StrengthDecisive, cited: []int{0, 1}, decisive: []int{0, 1},
+			summary: []string{"kill -9 of the init (pid 100) by #1", "from a docker kill"}},
+		{name: "traced SIGKILL to the init > nameless oom at the death", code: 137, pid: initPid,
+			ev:    []Evidence{dockerOOM(-300 * ms), tracedTo(-100*ms, "user", initPid)},
+			cause: CauseManual, strength: StrengthDecisive, cited: []int{0, 1}, decisive: []int{1},
+			summary: []string{"no victim matched to the init, not taken as the cause"}},
+		{name: "partof > docker's SIGKILL traced to the init", code: 137, pid: initPid,
+			ev:    []Evidence{partOf(-11 * sec), dockerKill(-10*sec, 15), tracedTo(-100*ms, "docker", initPid), dockerStop(0)},
+			cause: CauseSystemdPartOf, strength: StrengthStrong, cited: []int{0, 1, 2, 3}, decisive: []int{0}},
+		{name: "traced SIGKILL to the init > child OOM", code: 137, pid: initPid,
+			ev:    []Evidence{kernelVictim(-5*sec, childPid, "worker"), tracedTo(-100*ms, "systemd", initPid)},
+			cause: CauseManual, strength: StrengthDecisive, cited: []int{0, 1}, decisive: []int{1},
+			summary: []string{"(pid 4242, worker) was OOM-killed", "not the cause"}},
+		{name: "init OOM-killed after a docker stop's SIGTERM, exit 143: oom", code: 143, pid: initPid,
+			ev:    []Evidence{dockerKill(-5*sec, 15), kernelVictim(-300*ms, initPid, "app")},
+			cause: CauseOOM, strength: StrengthDecisive, rule: "oom_init", cited: []int{0, 1}, decisive: []int{1},
+			summary: []string{"OOM-killed, though the exit code is 143: "}},
+		{name: "init OOM-killed but exit 0: none", code: 0, pid: initPid,
+			ev:    []Evidence{kernelVictim(-300*ms, initPid, "app")},
+			cause: CauseNone, strength: StrengthStrong, cited: []int{0}},
+		{name: "pid-matched evidence without a container joins", code: 137, pid: initPid,
+			ev:    []Evidence{byPid(kernelVictim(-300*ms, initPid, "app"))},
+			cause: CauseOOM, strength: StrengthDecisive, cited: []int{0}, decisive: []int{0},
+			summary: []string{"(pid 100, app)"}},
+		{name: "evidence without a container for other pids ignored", code: 137, pid: initPid,
+			ev: []Evidence{byPid(kernelVictim(-300*ms, childPid, "app")), byPid(tracedTo(-100*ms, "user", 7)),
+				byPid(dockerOOM(-100 * ms)), byPid(kernelOOM(-100*ms, "CONSTRAINT_MEMCG"))},
+			cause: CauseUnknown, strength: StrengthWeak},
+		{name: "evidence without a container never joins an init of unknown pid", code: 137,
+			ev:    []Evidence{byPid(kernelVictim(-300*ms, childPid, "app")), byPid(kernelOOM(-100*ms, "CONSTRAINT_MEMCG"))},
+			cause: CauseUnknown, strength: StrengthWeak},
+
+		// The init's pid unknown: no pid can be matched.
+		{name: "init pid unknown: a kernel victim is nameless oom", code: 137,
+			ev:    []Evidence{kernelVictim(-300*ms, childPid, "app")},
+			cause: CauseOOM, strength: StrengthStrong, rule: "oom_at_death", cited: []int{0}, decisive: []int{0},
+			summary: []string{"killed pid 4242 (app), 0.3s before the exit", "the init's pid is not known, so the victim cannot be matched to it"}},
+		{name: "init pid unknown: a kernel victim 20s before + docker kill: manual", code: 137,
+			ev:    []Evidence{kernelVictim(-20*sec, childPid, "worker"), dockerKill(-100*ms, 9)},
+			cause: CauseManual, strength: StrengthStrong, cited: []int{0, 1}, decisive: []int{1},
+			summary: []string{"killed pid 4242 (worker)), 20.0s before the exit, and the init outlived it"}},
+		{name: "init pid unknown: a SI_KERNEL SIGKILL is not oom", code: 137,
+			ev:    []Evidence{sigKernel(-100*ms, childPid, cid)},
+			cause: CauseUnknown, strength: StrengthWeak, cited: []int{0}},
+		{name: "init pid unknown: a traced user SIGKILL with a target is strong manual", code: 137,
+			ev:    []Evidence{tracedTo(-100*ms, "user", childPid)},
+			cause: CauseManual, strength: StrengthStrong, rule: "manual", cited: []int{0}, decisive: []int{0},
+			summary: []string{"it went to pid 4242 and the init's pid is not known"}},
+		{name: "init pid known: a traced SIGKILL without a target is strong manual", code: 137, pid: initPid,
+			ev:    []Evidence{tracedTo(-100*ms, "user", 0)},
+			cause: CauseManual, strength: StrengthStrong, rule: "manual", cited: []int{0}, decisive: []int{0}},
+		{name: "init pid unknown: child wording needs a known init", code: 1,
+			ev:    []Evidence{kernelVictim(-3*sec, childPid, "worker")},
+			cause: CauseOOM, strength: StrengthStrong, cited: []int{0}, decisive: []int{0},
+			summary: []string{"Exited with code 1, 3.0s after an OOM kill in the container", "killed pid 4242 (worker)", "the init's pid is not known"},
+			lacks:   []string{"a child process (pid"}},
 
 		// Time and container filtering.
 		{name: "late evidence within clock skew counts", code: 137,
-			ev:    []Evidence{dockerOOM(1900 * time.Millisecond)},
-			cause: CauseOOM, cited: []int{0}, decisive: []int{0},
+			ev:    []Evidence{dockerOOM(1900 * ms)},
+			cause: CauseOOM, strength: StrengthStrong, cited: []int{0}, decisive: []int{0},
 			summary: []string{"1.9s after the exit"}},
 		{name: "late evidence exactly at clock skew counts", code: 137,
 			ev:    []Evidence{dockerKill(ClockSkew, 9)},
-			cause: CauseManual, cited: []int{0}, decisive: []int{0}},
+			cause: CauseManual, strength: StrengthStrong, cited: []int{0}, decisive: []int{0}},
 		{name: "late evidence beyond clock skew ignored", code: 137,
-			ev:    []Evidence{dockerOOM(ClockSkew + time.Millisecond)},
-			cause: CauseUnknown, weak: true},
+			ev:    []Evidence{dockerOOM(ClockSkew + ms)},
+			cause: CauseUnknown, strength: StrengthWeak},
 		{name: "evidence before the window ignored", code: 137,
-			ev:    []Evidence{dockerOOM(-win - time.Millisecond), disk(-win - sec)},
-			cause: CauseUnknown, weak: true},
+			ev:    []Evidence{dockerOOM(-win - ms), disk(-win - sec)},
+			cause: CauseUnknown, strength: StrengthWeak},
 		{name: "evidence at the window's start counts", code: 137,
 			ev:    []Evidence{dockerOOM(-win)},
-			cause: CauseOOM, cited: []int{0}, decisive: []int{0},
+			cause: CauseOOM, strength: StrengthStrong, cited: []int{0}, decisive: []int{0},
 			summary: []string{"300.0s before the exit"}},
 		{name: "another container's evidence ignored", code: 137,
 			ev:    []Evidence{forOther(dockerOOM(-sec)), forOther(kernelOOM(-sec, "CONSTRAINT_MEMCG")), forOther(dockerKill(-sec, 9)), forOther(partOf(-sec)), forOther(flag()), disk(-sec)},
-			cause: CauseDisk, cited: []int{5}, decisive: []int{5}},
+			cause: CauseDisk, strength: StrengthWeak, cited: []int{5}, decisive: []int{5}},
+		{name: "another container's evidence ignored even with the init's pid", code: 137, pid: initPid,
+			ev:    []Evidence{forOther(kernelVictim(-sec, initPid, "app")), forOther(tracedTo(-sec, "user", initPid))},
+			cause: CauseUnknown, strength: StrengthWeak},
 		{name: "only disk pressure is host-wide", code: 137,
 			ev: []Evidence{
 				{Time: t0.Add(-sec), Source: "docker", Kind: KindDockerOOM},
 				{Time: t0.Add(-sec), Source: "docker", Kind: KindDockerKill, Signal: 9},
 				{Source: "docker", Kind: KindOOMKilledFlag},
 			},
-			cause: CauseUnknown, weak: true},
+			cause: CauseUnknown, strength: StrengthWeak},
 		{name: "disk pressure stamped with the container counts too", code: 137,
 			ev:    []Evidence{func() Evidence { e := disk(-sec); e.Container = cid; return e }()},
-			cause: CauseDisk, cited: []int{0}, decisive: []int{0}},
+			cause: CauseDisk, strength: StrengthWeak, cited: []int{0}, decisive: []int{0}},
 		{name: "the flag counts whatever its time", code: 137,
 			ev:    []Evidence{func() Evidence { e := flag(); e.Time = t0.Add(-time.Hour); return e }()},
-			cause: CauseOOM, weak: true, cited: []int{0}, decisive: []int{0}},
+			cause: CauseOOM, strength: StrengthWeak, cited: []int{0}, decisive: []int{0}},
 
 		// Exits that are not SIGKILL.
-		{name: "exit 1 with a child oom kill", code: 1,
+		{name: "exit 1 after a nameless oom kill", code: 1,
 			ev:    []Evidence{kernelOOM(-3*sec, "CONSTRAINT_MEMCG"), dockerOOM(-3 * sec)},
-			cause: CauseOOM, cited: []int{0, 1}, decisive: []int{0, 1},
-			summary: []string{"Exited with code 1 after an OOM kill in the container", "3.0s before the exit"}},
+			cause: CauseOOM, strength: StrengthStrong, rule: "oom_child", cited: []int{0, 1}, decisive: []int{0, 1},
+			summary: []string{"Exited with code 1, 3.0s after an OOM kill in the container", "likely a child process was the victim"}},
+		{name: "exit 1 with an oom stamped just after the exit", code: 1,
+			ev:    []Evidence{dockerOOM(500 * ms)},
+			cause: CauseOOM, strength: StrengthStrong, cited: []int{0}, decisive: []int{0},
+			summary: []string{"Exited with code 1, just before (stamped 0.5s after the exit, within clock skew) an OOM kill"}},
 		{name: "exit 1 with only the sticky flag: none", code: 1,
 			ev:    []Evidence{flag()},
-			cause: CauseNone, cited: []int{0},
+			cause: CauseNone, strength: StrengthStrong, cited: []int{0},
 			summary: []string{"Exited with code 1: not a SIGKILL"}},
 		{name: "exit 0: none", code: 0,
 			ev:    []Evidence{dockerStop(0), disk(-sec)},
-			cause: CauseNone, cited: []int{1, 0}},
-		{name: "exit 143: none", code: 143,
+			cause: CauseNone, strength: StrengthStrong, cited: []int{1, 0}},
+		{name: "exit 0 after a nameless oom: none", code: 0,
+			ev:    []Evidence{cgroupOOM(-sec)},
+			cause: CauseNone, strength: StrengthStrong, cited: []int{0},
+			summary: []string{"the cgroup's oom_kill counter rose), 1.0s before the exit: no victim matched to the init"}},
+		{name: "exit 143 after docker stop: none", code: 143,
 			ev:    []Evidence{dockerKill(-sec, 15), dockerStop(0), partOf(-2 * sec)},
-			cause: CauseNone, cited: []int{2, 0, 1},
-			summary: []string{"Exited with code 143 (SIGTERM): not a SIGKILL"}},
+			cause: CauseNone, strength: StrengthStrong, rule: "graceful_stop", cited: []int{2, 0, 1}, decisive: []int{0, 1},
+			summary: []string{"Stopped gracefully: docker stop sent SIGTERM 1.0s before the exit and the init died of it, code 143 (SIGTERM)"}},
+		{name: "exit 143 with no stop seen: none", code: 143,
+			cause: CauseNone, strength: StrengthStrong, rule: "graceful_stop",
+			summary: []string{"Exited with code 143 (SIGTERM): a graceful stop, not a SIGKILL"}},
 		{name: "exit 2 from a stop a Go PID 1 ignored: none", code: 2,
 			ev:    []Evidence{dockerKill(-sec, 15), dockerStop(0)},
-			cause: CauseNone, cited: []int{0, 1}},
+			cause: CauseNone, strength: StrengthStrong, cited: []int{0, 1}, decisive: []int{0, 1},
+			summary: []string{"the init exited with its own code 2"}},
+		{name: "exit 2 from a stop after a nameless oom: none", code: 2,
+			ev:    []Evidence{dockerOOM(-5 * sec), dockerKill(-sec, 15), dockerStop(0)},
+			cause: CauseNone, strength: StrengthStrong, cited: []int{0, 1, 2}, decisive: []int{1, 2}},
+
+		// Exits whose code is unknown (found by a reconcile).
+		{name: "code unknown, docker kill: manual", code: ExitCodeUnknown,
+			ev:    []Evidence{dockerKill(-sec, 9)},
+			cause: CauseManual, strength: StrengthStrong, cited: []int{0}, decisive: []int{0},
+			summary: []string{"Exit code unknown", "docker kill (signal 9)"}},
+		{name: "code unknown, the init OOM-killed: decisive oom", code: ExitCodeUnknown, pid: initPid,
+			ev:    []Evidence{kernelVictim(-sec, initPid, "app")},
+			cause: CauseOOM, strength: StrengthDecisive, cited: []int{0}, decisive: []int{0}},
+		{name: "code unknown, disk pressure only: unknown", code: ExitCodeUnknown,
+			ev:    []Evidence{disk(0)},
+			cause: CauseUnknown, strength: StrengthWeak, cited: []int{0},
+			summary: []string{"Exit code unknown", "no evidence of a kill"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -251,11 +466,14 @@ func TestDecide(t *testing.T) {
 					ev[i].Detail = fmt.Sprintf("#%d", i)
 				}
 			}
-			exit := Exit{ContainerID: cid, Name: "app", Image: "app:1", ExitCode: tt.code, Time: t0, OOMKilled: tt.oomKilled}
+			exit := Exit{ContainerID: cid, Name: "app", Image: "app:1", ExitCode: tt.code, Time: t0, OOMKilled: tt.oomKilled, Pid: tt.pid}
 			v := Decide(exit, ev, win)
 
-			if v.Cause != tt.cause || v.Weak != tt.weak {
-				t.Errorf("cause %s weak %v, want %s weak %v (summary %q)", v.Cause, v.Weak, tt.cause, tt.weak, v.Summary)
+			if v.Cause != tt.cause || v.Strength != tt.strength {
+				t.Errorf("cause %s strength %s (rule %s), want %s %s (summary %q)", v.Cause, v.Strength, v.Rule, tt.cause, tt.strength, v.Summary)
+			}
+			if tt.rule != "" && v.Rule != tt.rule {
+				t.Errorf("rule %s, want %s", v.Rule, tt.rule)
 			}
 			if v.Exit != exit {
 				t.Errorf("exit %+v, want %+v", v.Exit, exit)
@@ -284,6 +502,11 @@ func TestDecide(t *testing.T) {
 			for _, s := range tt.summary {
 				if !strings.Contains(v.Summary, s) {
 					t.Errorf("summary %q lacks %q", v.Summary, s)
+				}
+			}
+			for _, s := range tt.lacks {
+				if strings.Contains(v.Summary, s) {
+					t.Errorf("summary %q has %q", v.Summary, s)
 				}
 			}
 			if v.Summary == "" {
@@ -339,8 +562,8 @@ func TestDecideOrderAndOffsets(t *testing.T) {
 func TestDecideExitOOMKilledField(t *testing.T) {
 	exit := Exit{ContainerID: cid, ExitCode: 137, Time: t0, OOMKilled: true}
 	v := Decide(exit, nil, win)
-	if v.Cause != CauseOOM || !v.Weak {
-		t.Fatalf("cause %s weak %v, want weak oom", v.Cause, v.Weak)
+	if v.Cause != CauseOOM || v.Strength != StrengthWeak {
+		t.Fatalf("cause %s strength %s, want weak oom", v.Cause, v.Strength)
 	}
 	if len(v.Evidence) != 1 || v.Evidence[0].Kind != KindOOMKilledFlag || !v.Evidence[0].Decisive || v.Evidence[0].Offset != 0 {
 		t.Fatalf("evidence %+v, want one decisive flag at the exit", v.Evidence)
@@ -353,14 +576,14 @@ func TestDecideExitOOMKilledField(t *testing.T) {
 	// Listed, not decisive, for another exit code.
 	exit.ExitCode = 1
 	v = Decide(exit, nil, win)
-	if v.Cause != CauseNone || v.Weak || len(v.Evidence) != 1 || v.Evidence[0].Decisive {
+	if v.Cause != CauseNone || v.Strength != StrengthStrong || len(v.Evidence) != 1 || v.Evidence[0].Decisive {
 		t.Fatalf("got %+v, want none with the flag listed", v)
 	}
 }
 
 func TestDecideTracedSenderWithoutDetail(t *testing.T) {
 	v := Decide(Exit{ContainerID: cid, ExitCode: 137, Time: t0}, []Evidence{traced(-time.Second, 9, "systemd")}, win)
-	if want := "Killed manually: kill -9 by a systemd process, 1.0s before the exit"; v.Summary != want {
+	if want := "Killed manually: kill -9 by a systemd process, 1.0s before the exit; its target pid was not traced"; v.Summary != want {
 		t.Errorf("summary %q, want %q", v.Summary, want)
 	}
 }

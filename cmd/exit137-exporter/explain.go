@@ -76,11 +76,7 @@ func printVerdict(out io.Writer, v attribution.Verdict) {
 	}
 	fmt.Fprintf(out, "Container %s (%s), image %s\n", v.Exit.Name, id, v.Exit.Image)
 	fmt.Fprintf(out, "  exited   %s with code %d (signal %s)\n", v.Exit.Time.UTC().Format("2006-01-02 15:04:05.000 MST"), v.Exit.ExitCode, v.Signal)
-	certainty := ""
-	if v.Weak {
-		certainty = " (weak: no time-stamped evidence decides it)"
-	}
-	fmt.Fprintf(out, "  cause    %s%s\n  why      %s\n", v.Cause, certainty, v.Summary)
+	fmt.Fprintf(out, "  cause    %s (%s)\n  why      %s\n", v.Cause, strengthNote(v.Strength), v.Summary)
 	if len(v.Evidence) == 0 {
 		fmt.Fprintf(out, "  evidence none\n\n")
 		return
@@ -89,11 +85,24 @@ func printVerdict(out io.Writer, v attribution.Verdict) {
 	for _, e := range v.Evidence {
 		mark := ""
 		if e.Decisive {
-			mark = "  <- decisive"
+			mark = "  <- decides"
 		}
-		fmt.Fprintf(out, "    %+8.3fs  %-8s  %-22s %s%s\n", e.Offset.Seconds(), e.Source, e.Kind, e.Detail, mark)
+		fmt.Fprintf(out, "    %+8.3fs  %-8s  %-22s %-8s  %s%s\n", e.Offset.Seconds(), e.Source, e.Kind, e.Strength, e.Detail, mark)
 	}
 	fmt.Fprintln(out)
+}
+
+// strengthNote says what a verdict's strength means, for a reader.
+func strengthNote(s attribution.Strength) string {
+	switch s {
+	case attribution.StrengthDecisive:
+		return "decisive: the kill of the init is traced to its sender by pid"
+	case attribution.StrengthStrong:
+		return "strong: events about this container at this death, no pid to match"
+	case attribution.StrengthWeak:
+		return "weak: a coincidence, a sticky flag or nothing decides it"
+	}
+	return "strength not given"
 }
 
 // afterTheFact rebuilds the evidence from docker inspect, the daemon's
