@@ -11,8 +11,9 @@ func init() {
 }
 
 var kernelOOMKillsDesc = desc("kernel_oom_kills_total",
-	"Kernel OOM kills seen in the kernel log since the exporter started, by the kernel's constraint "+
-		"(memcg: a cgroup's limit; none: the whole host ran out).",
+	"Kernel OOM kills read from the kernel log by this exporter process (one per killed process, including kills "+
+		"logged while it was down that it replays at start), by the kernel's constraint (memcg: a cgroup's limit; "+
+		"none: the host ran out, or a cpuset or mempolicy when the kernel's rate-limited summary line is missing).",
 	"constraint")
 
 type kmsgCollector struct {

@@ -34,7 +34,7 @@ func TestKmsgCollector(t *testing.T) {
 		t.Fatal(err)
 	}
 	health := source.NewRegistry().Source("kmsg")
-	src := kmsg.New(path, nil, health, nil)
+	src := kmsg.New(kmsg.Options{Path: path}, nil, health, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- src.Run(ctx) }()
@@ -48,7 +48,7 @@ func TestKmsgCollector(t *testing.T) {
 		t.Fatal(err)
 	}
 	const header = `
-# HELP exit137_kernel_oom_kills_total Kernel OOM kills seen in the kernel log since the exporter started, by the kernel's constraint (memcg: a cgroup's limit; none: the whole host ran out).
+# HELP exit137_kernel_oom_kills_total Kernel OOM kills read from the kernel log by this exporter process (one per killed process, including kills logged while it was down that it replays at start), by the kernel's constraint (memcg: a cgroup's limit; none: the host ran out, or a cpuset or mempolicy when the kernel's rate-limited summary line is missing).
 # TYPE exit137_kernel_oom_kills_total counter
 `
 	// Every constraint starts at 0.
@@ -78,12 +78,18 @@ exit137_kernel_oom_kills_total{constraint="other"} 0
 		"3,422,324670874,-;Memory cgroup out of memory: Killed process 6009 (python3) total-vm:221368kB, anon-rss:16128kB, file-rss:3036kB, shmem-rss:0kB, UID:0 pgtables:88kB oom_score_adj:0\n" +
 		"6,502,382389411,-;oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/exit137-capture-6965/a1,task_memcg=/exit137-capture-6965/a1,task=perl,pid=6972,uid=0\n" +
 		"6,600,400000000,-;oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),cpuset=/,mems_allowed=0,global_oom,task_memcg=/,task=java,pid=1,uid=0\n" +
-		"6,601,400000001,-;oom-kill:constraint=CONSTRAINT_FUTURE,task=x,pid=2\n")
+		"6,601,400000001,-;oom-kill:constraint=CONSTRAINT_FUTURE,task=x,pid=2\n" +
+		// A storm: the summaries rate-limited away, a Killed line for
+		// every kill.
+		"4,700,500000000,-;oom_kill_process: 12 callbacks suppressed\n" +
+		"3,701,500000010,-;Memory cgroup out of memory: Killed process 7001 (alloc) total-vm:210000kB, anon-rss:24000kB, file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:500kB oom_score_adj:0\n" +
+		"3,702,500000020,-;Memory cgroup out of memory: Killed process 7002 (alloc) total-vm:210000kB, anon-rss:24000kB, file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:500kB oom_score_adj:0\n" +
+		"3,703,500000030,-;Out of memory: Killed process 7003 (java) total-vm:9210000kB, anon-rss:9024000kB, file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:18500kB oom_score_adj:0\n")
 	f.Close()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for src.OOMKills()["other"] != 1 {
+	for src.OOMKills()["none"] != 2 {
 		if time.Now().After(deadline) {
 			t.Fatalf("OOMKills() = %v", src.OOMKills())
 		}
@@ -91,9 +97,9 @@ exit137_kernel_oom_kills_total{constraint="other"} 0
 	}
 	if err := testutil.CollectAndCompare(kmsgDiskPromCollector{c}, strings.NewReader(header+`
 exit137_kernel_oom_kills_total{constraint="cpuset"} 0
-exit137_kernel_oom_kills_total{constraint="memcg"} 2
+exit137_kernel_oom_kills_total{constraint="memcg"} 4
 exit137_kernel_oom_kills_total{constraint="memory_policy"} 0
-exit137_kernel_oom_kills_total{constraint="none"} 1
+exit137_kernel_oom_kills_total{constraint="none"} 2
 exit137_kernel_oom_kills_total{constraint="other"} 1
 `)); err != nil {
 		t.Error(err)

@@ -181,7 +181,7 @@ func replayKernelLog(t *testing.T, health *source.Health) *kmsg.Source {
 	if err := os.WriteFile(path, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	src := kmsg.New(path, nil, health, slog.New(slog.DiscardHandler))
+	src := kmsg.New(kmsg.Options{Path: path}, nil, health, slog.New(slog.DiscardHandler))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = src.Run(ctx); close(done) }()

@@ -88,7 +88,7 @@ func serve(cfg serveConfig, logger *slog.Logger) error {
 		go src.Run(ctx)
 	}
 	if *cfg.kmsgPath != "" {
-		deps.Kmsg = kmsg.New(*cfg.kmsgPath, t, sources.Source("kmsg"), logger)
+		deps.Kmsg = kmsg.New(kmsg.Options{Path: *cfg.kmsgPath}, t, sources.Source("kmsg"), logger)
 		go deps.Kmsg.Run(ctx)
 	}
 

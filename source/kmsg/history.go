@@ -15,17 +15,22 @@ import (
 // to now, and returns the kernel OOM evidence for one container (every
 // container when id is empty; a short id matches as a prefix), in log
 // order. It is for after-the-fact explanations: the ring buffer is small
-// and old kills may be gone. It does not wait for new records.
+// and old kills may be gone. It does not wait for new records. A kill
+// whose summary the kernel rate-limited away names no container (a pid is
+// not looked up after the fact: it may be another process's by now), so
+// it is returned only when id is empty.
 func History(path, id string) ([]attribution.Evidence, error) {
 	if path == "" {
 		path = DefaultPath
 	}
 	var out []attribution.Evidence
-	s := New(path, source.SinkFunc(func(e attribution.Evidence) {
+	s := New(Options{Path: path}, source.SinkFunc(func(e attribution.Evidence) {
 		if strings.HasPrefix(e.Container, id) {
 			out = append(out, e)
 		}
 	}), nil, nil)
+	// All of it is replayed: no pid is looked up.
+	s.catchingUp = true
 	// Raw, non-blocking reads: EAGAIN (or EOF, for a plain file) is the
 	// end of what the log holds.
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)

@@ -34,7 +34,8 @@ func TestHistoryFile(t *testing.T) {
 	if ev, _ := History(path, realContainer[:12]); len(ev) != 2 {
 		t.Errorf("short id: %d evidence, want 2", len(ev))
 	}
-	if ev, _ := History(path, ""); len(ev) != 3 || ev[1].Container != dockerID {
+	// Every container's, and the kill outside any container, by pid.
+	if ev, _ := History(path, ""); len(ev) != 4 || ev[1].Container != "" || ev[1].Pid != 6009 || ev[2].Container != dockerID {
 		t.Errorf("all containers: %+v", ev)
 	}
 	if ev, _ := History(path, strings.Repeat("0", 64)); len(ev) != 0 {

@@ -3,7 +3,6 @@ package kmsg
 import (
 	"context"
 	"errors"
-	"github.com/exit137-exporter/exit137-exporter/internal/testrig"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/exit137-exporter/exit137-exporter/attribution"
+	"github.com/exit137-exporter/exit137-exporter/internal/testrig"
 	"github.com/exit137-exporter/exit137-exporter/source"
 )
 
@@ -49,11 +49,22 @@ func (s *evidenceSink) none(t *testing.T, wait time.Duration) {
 // it once it is reading.
 func startSource(t *testing.T, path string, sink source.Sink) (*Source, *source.Health) {
 	t.Helper()
+	return startSourceOpts(t, Options{Path: path}, sink, nil)
+}
+
+// startSourceOpts is startSource with Options; prepare, when not nil,
+// sees the Source before it runs.
+func startSourceOpts(t *testing.T, opts Options, sink source.Sink, prepare func(*Source)) (*Source, *source.Health) {
+	t.Helper()
 	health := source.NewRegistry().Source("kmsg")
-	s := New(path, sink, health, testrig.Logger(t))
+	s := New(opts, sink, health, testrig.Logger(t))
 	s.retryInterval = 50 * time.Millisecond
 	s.joinWait = 200 * time.Millisecond
 	s.eofPoll = 10 * time.Millisecond
+	s.catchUpIdle = 20 * time.Millisecond
+	if prepare != nil {
+		prepare(s)
+	}
 	runSource(t, s)
 	waitFor(t, "source up", health.Up)
 	return s, health
@@ -122,6 +133,8 @@ func TestSourceFileJoinsKilledLine(t *testing.T) {
 		Source:     "kmsg",
 		Kind:       attribution.KindKernelOOM,
 		Constraint: "CONSTRAINT_MEMCG",
+		Pid:        12685,
+		Comm:       "python3",
 		Detail: "kernel oom-kill: task python3 pid 12685 in /docker-" + realContainer + ".scope, constraint CONSTRAINT_MEMCG; " +
 			"Memory cgroup out of memory: Killed process 12685 (python3) total-vm:221368kB, anon-rss:16128kB, file-rss:6500kB, " +
 			"shmem-rss:0kB, UID:0 pgtables:100kB oom_score_adj:0",
@@ -155,33 +168,42 @@ func TestSourceFileSplitWritesAndNoJoin(t *testing.T) {
 	// A record cut in the middle, across two writes.
 	appendFile(t, path, oom[:40])
 	time.Sleep(50 * time.Millisecond)
-	// The next kernel record is not the Killed line: no join.
+	// Other records, and no Killed line: the summary goes alone.
 	appendFile(t, path, oom[40:]+realInvoked)
 	e := sink.next(t, 5*time.Second)
-	if e.Container != dockerID || e.Detail != "kernel oom-kill: task python3 pid 12685 in /docker/"+dockerID+", constraint CONSTRAINT_MEMCG" {
+	if e.Container != dockerID || e.Pid != 12685 || e.Comm != "python3" ||
+		e.Detail != "kernel oom-kill: task python3 pid 12685 in /docker/"+dockerID+", constraint CONSTRAINT_MEMCG" {
 		t.Errorf("evidence %+v", e)
 	}
 
-	// A Killed line for another pid is not joined either; a kill outside
-	// any container is counted but is no evidence.
+	// A Killed line for another pid is another kill: the summary goes
+	// alone, the Killed line is a kill of its own, with no container.
 	other := strings.ReplaceAll(realKilledRecord, "12685", "999")
 	appendFile(t, path, oom+other)
-	if e := sink.next(t, 5*time.Second); strings.Contains(e.Detail, "Killed") {
-		t.Errorf("joined a Killed line of another pid: %q", e.Detail)
+	if e := sink.next(t, 5*time.Second); e.Pid != 12685 || strings.Contains(e.Detail, "Killed") {
+		t.Errorf("joined a Killed line of another pid: %+v", e)
 	}
+	if e := sink.next(t, 5*time.Second); e.Pid != 999 || e.Container != "" || e.Constraint != "CONSTRAINT_MEMCG" ||
+		!strings.HasPrefix(e.Detail, "kernel: Memory cgroup out of memory: Killed process 999 (python3)") {
+		t.Errorf("lone Killed line: %+v", e)
+	}
+	// A kill outside any container: evidence with its pid only.
 	appendFile(t, path, "6,421,324670839,-;"+realOOMKillPlain+"\n")
+	if e := sink.next(t, 5*time.Second); e.Container != "" || e.Pid != 6009 {
+		t.Errorf("kill outside a container: %+v", e)
+	}
 	// A host-wide kill of a container task.
 	appendFile(t, path, "6,9,10,-;oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),cpuset=/,mems_allowed=0,global_oom,task_memcg=/system.slice/docker-"+
 		dockerID+".scope,task=java,pid=77,uid=0\n3,10,11,-;Out of memory: Killed process 77 (java) total-vm:1kB\n")
 	e = sink.next(t, 5*time.Second)
-	if e.Constraint != "CONSTRAINT_NONE" || e.Container != dockerID ||
+	if e.Constraint != "CONSTRAINT_NONE" || e.Container != dockerID || e.Pid != 77 || e.Comm != "java" ||
 		e.Detail != "kernel oom-kill: task java pid 77 in /system.slice/docker-"+dockerID+".scope (host-wide OOM), constraint CONSTRAINT_NONE; Out of memory: Killed process 77 (java) total-vm:1kB" {
 		t.Errorf("host-wide evidence %+v", e)
 	}
 	sink.none(t, 100*time.Millisecond)
-	waitFor(t, "counts", func() bool { k := s.OOMKills(); return k["memcg"] == 3 && k["none"] == 1 })
-	if health.Events() != 4 {
-		t.Errorf("events = %d, want 4", health.Events())
+	waitFor(t, "counts", func() bool { k := s.OOMKills(); return k["memcg"] == 4 && k["none"] == 1 })
+	if health.Events() != 5 {
+		t.Errorf("events = %d, want 5", health.Events())
 	}
 }
 
@@ -246,7 +268,7 @@ func TestSourceRetriesOpen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "kmsg")
 	health := source.NewRegistry().Source("kmsg")
 	sink := newEvidenceSink()
-	s := New(path, sink, health, testrig.Logger(t))
+	s := New(Options{Path: path}, sink, health, testrig.Logger(t))
 	s.retryInterval = 20 * time.Millisecond
 	runSource(t, s)
 
@@ -263,7 +285,7 @@ func TestSourceRetriesOpen(t *testing.T) {
 }
 
 func TestSourceStopsWhileDown(t *testing.T) {
-	s := New(filepath.Join(t.TempDir(), "missing"), nil, nil, nil)
+	s := New(Options{Path: filepath.Join(t.TempDir(), "missing")}, nil, nil, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -302,7 +324,7 @@ func (f *fakeFile) SetReadDeadline(time.Time) error { return nil }
 func TestReadLoopOverrun(t *testing.T) {
 	health := source.NewRegistry().Source("kmsg")
 	sink := newEvidenceSink()
-	s := New("", sink, health, testrig.Logger(t))
+	s := New(Options{}, sink, health, testrig.Logger(t))
 	f := &fakeFile{reads: []fakeRead{
 		{data: realOOMKillRecord},
 		{err: &os.PathError{Op: "read", Path: "/dev/kmsg", Err: syscall.EPIPE}},
@@ -330,7 +352,7 @@ func TestReadLoopOverrun(t *testing.T) {
 
 func TestFeedBoundsLongLines(t *testing.T) {
 	health := source.NewRegistry().Source("kmsg")
-	s := New("", nil, health, nil)
+	s := New(Options{}, nil, health, nil)
 	chunk := strings.Repeat("x", readBufferSize)
 	for range maxPartial/readBufferSize + 2 {
 		s.feed([]byte(chunk))

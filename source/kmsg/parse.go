@@ -228,6 +228,33 @@ type Killed struct {
 // Memcg reports whether the kill was a memory cgroup's.
 func (k Killed) Memcg() bool { return strings.HasPrefix(k.Reason, "Memory cgroup") }
 
+// Constraint is the kernel constraint (CONSTRAINT_MEMCG, ...) the line's
+// reason implies, for when the oom-kill summary is missing (the kernel
+// rate-limits it). See ReasonConstraint.
+func (k Killed) Constraint() string { return ReasonConstraint(k.Reason) }
+
+// ReasonConstraint maps the reason the kernel prints before "Killed
+// process" or "Kill process" to a kernel constraint:
+//
+//	"Memory cgroup out of memory"                   CONSTRAINT_MEMCG
+//	"Out of memory", "Out of memory (oom_kill_allocating_task)"
+//	                                                CONSTRAINT_NONE
+//	anything else, or no reason                     ""
+//
+// "Out of memory" is every OOM outside a memory cgroup: a cpuset- or
+// mempolicy-constrained OOM (CONSTRAINT_CPUSET, CONSTRAINT_MEMORY_POLICY)
+// prints the same words, and only the summary tells them apart. Without
+// the summary such a kill is taken as host-wide (CONSTRAINT_NONE).
+func ReasonConstraint(reason string) string {
+	switch {
+	case strings.HasPrefix(reason, "Memory cgroup out of memory"):
+		return "CONSTRAINT_MEMCG"
+	case strings.HasPrefix(reason, "Out of memory"):
+		return "CONSTRAINT_NONE"
+	}
+	return ""
+}
+
 const killedProcess = "Killed process "
 
 // ParseKilledProcess parses a "Killed process PID (comm) ..." line.
@@ -300,4 +327,74 @@ func ParseKilledProcess(msg string) (Killed, bool) {
 func parseKB(s string) uint64 {
 	n, _ := strconv.ParseUint(strings.TrimSuffix(s, "kB"), 10, 64)
 	return n
+}
+
+// Victim is a task the OOM killer names in a line other than "Killed
+// process":
+//
+//	Memory cgroup out of memory: Kill process 123 (java) score 1000 or sacrifice child   (Linux < 5.1)
+//	Memory cgroup out of memory: OOM victim 123 (java) is already exiting. Skip killing the task
+//
+// Before 5.1 the kernel chose the victim in the first line, printed it
+// whatever the rate limit, and then may have killed one of its children
+// instead, in a "Killed process" line without a reason. The second line
+// means no kill happened: the chosen task was exiting already.
+type Victim struct {
+	// Reason is the text before ": ", as in Killed.
+	Reason string
+	PID    int
+	Comm   string
+}
+
+const (
+	killProcess   = "Kill process "
+	chosenSuffix  = " or sacrifice child"
+	oomVictim     = "OOM victim "
+	skippedSuffix = " is already exiting. Skip killing the task"
+)
+
+// ParseKillProcess parses an old kernel's "REASON: Kill process PID
+// (comm) score N or sacrifice child" line.
+func ParseKillProcess(msg string) (Victim, bool) {
+	return parseVictim(msg, killProcess, ") score ", chosenSuffix)
+}
+
+// ParseSkippedVictim parses "REASON: OOM victim PID (comm) is already
+// exiting. Skip killing the task".
+func ParseSkippedVictim(msg string) (Victim, bool) {
+	return parseVictim(msg, oomVictim, ")"+skippedSuffix, skippedSuffix)
+}
+
+// parseVictim parses "REASON: <verb>PID (comm)<closing>...<suffix>"; comm
+// ends at the last <closing>, so it may hold spaces and parentheses.
+func parseVictim(msg, verb, closing, suffix string) (Victim, bool) {
+	var v Victim
+	msg = strings.TrimSpace(msg)
+	if !strings.HasSuffix(msg, suffix) {
+		return v, false
+	}
+	reason, rest, ok := strings.Cut(msg, ": "+verb)
+	if !ok || reason == "" {
+		return v, false
+	}
+	v.Reason = reason
+	j := 0
+	for j < len(rest) && rest[j] >= '0' && rest[j] <= '9' {
+		j++
+	}
+	pid, err := strconv.Atoi(rest[:j])
+	if err != nil {
+		return v, false
+	}
+	after, ok := strings.CutPrefix(rest[j:], " (")
+	if !ok {
+		return v, false
+	}
+	end := strings.LastIndex(after, closing)
+	if end < 0 {
+		return v, false
+	}
+	v.PID = pid
+	v.Comm = after[:end]
+	return v, true
 }

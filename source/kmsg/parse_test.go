@@ -176,6 +176,8 @@ func TestParseKilledProcess(t *testing.T) {
 		{"allocating task", "Out of memory (oom_kill_allocating_task): Killed process 8 (x) total-vm:1kB",
 			Killed{Reason: "Out of memory (oom_kill_allocating_task)", PID: 8, Comm: "x", TotalVMKB: 1, UID: -1}},
 		{"no fields", "Out of memory: Killed process 8", Killed{Reason: "Out of memory", PID: 8, UID: -1}},
+		{"no reason, 5.x fields", "Killed process 123 (x) total-vm:1000kB, anon-rss:200kB, file-rss:30kB, shmem-rss:4kB, UID:0 pgtables:56kB oom_score_adj:0",
+			Killed{PID: 123, Comm: "x", TotalVMKB: 1000, AnonRSSKB: 200, FileRSSKB: 30, ShmemRSSKB: 4, PgtablesKB: 56, UID: 0}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -191,11 +193,60 @@ func TestParseKilledProcess(t *testing.T) {
 	if k, _ := ParseKilledProcess(rec.Message); !k.Memcg() {
 		t.Error("a memory cgroup kill is not Memcg()")
 	}
+	for reason, want := range map[string]string{"Memory cgroup out of memory": "CONSTRAINT_MEMCG", "Out of memory": "CONSTRAINT_NONE",
+		"Out of memory (oom_kill_allocating_task)": "CONSTRAINT_NONE", "": "", "Something else": ""} {
+		if got := (Killed{Reason: reason}).Constraint(); got != want {
+			t.Errorf("Killed{Reason: %q}.Constraint() = %q, want %q", reason, got, want)
+		}
+	}
 	for _, in := range []string{"", "Killed process", "Killed process x (y)", "Memory cgroup out of memory: Kill process 1 (a) score 1000 or sacrifice child",
 		"foo Killed process 1 (a)", "Killed process 1 (unterminated", realOOMKillPlain,
 		"oom_reaper: reaped process 12685 (python3), now anon-rss:0kB, file-rss:0kB, shmem-rss:0kB"} {
 		if k, ok := ParseKilledProcess(in); ok {
 			t.Errorf("ParseKilledProcess(%q) = %+v, want not ok", in, k)
+		}
+	}
+}
+
+func TestParseVictimLines(t *testing.T) {
+	tests := []struct {
+		in      string
+		skipped bool
+		want    Victim
+	}{
+		{"Memory cgroup out of memory: Kill process 900 (sh) score 1000 or sacrifice child", false,
+			Victim{Reason: "Memory cgroup out of memory", PID: 900, Comm: "sh"}},
+		{"Out of memory: Kill process 7 (a) score 1 (b) score 2 or sacrifice child", false,
+			Victim{Reason: "Out of memory", PID: 7, Comm: "a) score 1 (b"}},
+		{"Out of memory (oom_kill_allocating_task): Kill process 8 (x y) score 0 or sacrifice child", false,
+			Victim{Reason: "Out of memory (oom_kill_allocating_task)", PID: 8, Comm: "x y"}},
+		{"Memory cgroup out of memory: OOM victim 3804877 (stress) is already exiting. Skip killing the task", true,
+			Victim{Reason: "Memory cgroup out of memory", PID: 3804877, Comm: "stress"}},
+		{"Out of memory: OOM victim 5 (a (b)) is already exiting. Skip killing the task", true,
+			Victim{Reason: "Out of memory", PID: 5, Comm: "a (b)"}},
+	}
+	for _, tt := range tests {
+		parse := ParseKillProcess
+		if tt.skipped {
+			parse = ParseSkippedVictim
+		}
+		if got, ok := parse(tt.in); !ok || got != tt.want {
+			t.Errorf("parse(%q) = %+v, %v; want %+v", tt.in, got, ok, tt.want)
+		}
+	}
+	for _, in := range []string{"", "Kill process 1 (a) score 1 or sacrifice child", ": Kill process 1 (a) score 1 or sacrifice child",
+		"Out of memory: Kill process x (a) score 1 or sacrifice child", "Out of memory: Kill process 1 a) score 1 or sacrifice child",
+		"Out of memory: Kill process 1 (a score 1 or sacrifice child", "Out of memory: Kill process 99999999999999999999 (a) score 1 or sacrifice child",
+		strings.TrimSuffix(realKilledRecord, "\n"), "Out of memory: OOM victim 1 (a) is already exiting. Skip killing the task"} {
+		if v, ok := ParseKillProcess(in); ok {
+			t.Errorf("ParseKillProcess(%q) = %+v, want not ok", in, v)
+		}
+	}
+	for _, in := range []string{"", "OOM victim 1 (a) is already exiting. Skip killing the task",
+		"Out of memory: OOM victim 1 (a is already exiting. Skip killing the task",
+		"Out of memory: Kill process 1 (a) score 1 or sacrifice child"} {
+		if v, ok := ParseSkippedVictim(in); ok {
+			t.Errorf("ParseSkippedVictim(%q) = %+v, want not ok", in, v)
 		}
 	}
 }
@@ -212,9 +263,13 @@ func TestContainerIDFromCgroup(t *testing.T) {
 		"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod0f5d2c1e_1b2a.slice/crio-" + dockerID + ".scope":                                dockerID,
 		"/kubepods.slice/kubepods-pod0f5d2c1e_1b2a.slice/docker-" + dockerID + ".scope":                                                                   dockerID,
 		"/machine.slice/libpod-" + dockerID + ".scope":                                                                                                    dockerID,
-		"/docker/" + dockerID + "/system.slice/nginx.service":                                                                                             dockerID,
-		"/docker/" + dockerID + "/docker/" + other:                                                                                                        dockerID,
-		"docker/" + dockerID: dockerID,
+		"/libpod_parent/libpod-" + dockerID:                                                                                                               dockerID,
+		"/machine.slice/libpod-" + dockerID + ".scope/container":                                                                                          dockerID,
+		"/my-parent/" + dockerID:                              dockerID,
+		"/my.slice/docker-" + dockerID + ".scope":             dockerID,
+		"/docker/" + dockerID + "/system.slice/nginx.service": dockerID,
+		"/docker/" + dockerID + "/docker/" + other:            dockerID,
+		"docker/" + dockerID:                                  dockerID,
 	}
 	for in, want := range ok {
 		if got, found := ContainerIDFromCgroup(in); !found || got != want {
@@ -224,6 +279,7 @@ func TestContainerIDFromCgroup(t *testing.T) {
 	for _, in := range []string{"", "/", "/e137test4910", "/system.slice/docker.service", "/user.slice/user-0.slice/session-1.scope",
 		"/docker/" + dockerID[:63], "/docker/" + strings.ToUpper(dockerID), "/docker/" + dockerID + "0",
 		"/system.slice/docker-" + dockerID, "/system.slice/foo-" + dockerID + ".scope",
+		"/libpod_parent/libpod-conmon-" + dockerID, "/libpod_parent/libpod-" + dockerID[:63],
 		"/kubepods/burstable/pod0f5d2c1e-1b2a-4c3d-9e8f-7a6b5c4d3e2f"} {
 		if got, found := ContainerIDFromCgroup(in); found {
 			t.Errorf("ContainerIDFromCgroup(%q) = %q, want none", in, got)
@@ -250,6 +306,8 @@ func FuzzParseRecord(f *testing.F) {
 		// Whatever the record, the message parsers must not panic on it.
 		ParseOOMKill(r.Message)
 		ParseKilledProcess(r.Message)
+		ParseKillProcess(r.Message)
+		ParseSkippedVictim(r.Message)
 	})
 }
 
@@ -258,7 +316,9 @@ func FuzzParseOOMKill(f *testing.F) {
 	for _, s := range []string{rec.Message, realOOMKillPlain, "oom-kill:", "oom-kill:,,,=,=", "oom-kill:pid=-1,uid=99999999999999999999",
 		"oom-kill:constraint=CONSTRAINT_NONE,nodemask=0-1,3,global_oom,task_memcg=/docker/" + dockerID + ",task=a,pid=1,uid=0",
 		"Memory cgroup out of memory: Killed process 12685 (python3) total-vm:221368kB, anon-rss:16128kB, UID:0 oom_score_adj:0",
-		"Killed process 1 (", "Killed process 1 ()", "x: Killed process 99999999999999999999999 (a)"} {
+		"Killed process 1 (", "Killed process 1 ()", "x: Killed process 99999999999999999999999 (a)",
+		"Memory cgroup out of memory: Kill process 900 (sh) score 1000 or sacrifice child",
+		"Memory cgroup out of memory: OOM victim 1 (a) is already exiting. Skip killing the task"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, msg string) {
@@ -270,10 +330,15 @@ func FuzzParseOOMKill(f *testing.F) {
 				t.Errorf("bad container id %q", id)
 			}
 			_ = ConstraintLabel(k.Constraint)
-			_ = detail(k)
+			_ = detail(&pendingKill{summary: k, hasSummary: true})
 		}
 		if k, ok := ParseKilledProcess(msg); ok && k.PID < 0 {
 			t.Errorf("bad killed %+v", k)
+		}
+		for _, parse := range []func(string) (Victim, bool){ParseKillProcess, ParseSkippedVictim} {
+			if v, ok := parse(msg); ok && (v.PID < 0 || v.Reason == "") {
+				t.Errorf("bad victim %+v", v)
+			}
 		}
 	})
 }
