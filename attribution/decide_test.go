@@ -271,7 +271,7 @@ func TestDecide(t *testing.T) {
 		{name: "SI_KERNEL kill of a child + exit 137 alone: unknown", code: 137, pid: initPid,
 			ev:    []Evidence{sigKernel(0, childPid, cid)},
 			cause: CauseUnknown, strength: StrengthWeak, cited: []int{0},
-			summary: []string{"(SI_KERNEL) was traced to (pid 4242)", "not matched to an OOM kill of the init"}},
+			summary: []string{"(SI_KERNEL) was traced to pid 4242", "not matched to an OOM kill of the init"}},
 		{name: "SI_KERNEL kills of children at the death + docker kill: manual", code: 137, pid: initPid,
 			ev:    []Evidence{dockerKill(-100*ms, 9), sigKernel(0, childPid, cid)},
 			cause: CauseManual, strength: StrengthStrong, cited: []int{0, 1}, decisive: []int{0}},
@@ -299,7 +299,7 @@ func TestDecide(t *testing.T) {
 		{name: "child OOM + exit 1: oom, the gap shown", code: 1, pid: initPid,
 			ev:    []Evidence{detail(kernelVictim(-4200*ms, childPid, "worker"), "Killed process 4242 (worker)")},
 			cause: CauseOOM, strength: StrengthStrong, rule: "oom_child", cited: []int{0}, decisive: []int{0},
-			summary: []string{"Exited with code 1, 4.2s after a child process (pid 4242, worker) was OOM-killed", "the init was not the victim"}},
+			summary: []string{"Exited with code 1, 4.2s after a child process (pid 4242, worker) was OOM-killed (at the container's memory limit, 4.2s before the exit)", "the init was not the victim"}},
 		{name: "wrapper exits 137 after its child's OOM kill: oom (child)", code: 137, pid: initPid,
 			ev:    []Evidence{kernelVictim(-300*ms, childPid, "worker"), dockerOOM(-300 * ms)},
 			cause: CauseOOM, strength: StrengthStrong, rule: "oom_container", cited: []int{0, 1}, decisive: []int{0, 1},
@@ -456,7 +456,7 @@ func TestDecide(t *testing.T) {
 		{name: "code unknown, disk pressure only: unknown", code: ExitCodeUnknown,
 			ev:    []Evidence{disk(0)},
 			cause: CauseUnknown, strength: StrengthWeak, cited: []int{0},
-			summary: []string{"Exit code unknown", "no evidence of a kill"}},
+			summary: []string{"Exit code unknown", "No evidence of a kill"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -468,6 +468,7 @@ func TestDecide(t *testing.T) {
 			}
 			exit := Exit{ContainerID: cid, Name: "app", Image: "app:1", ExitCode: tt.code, Time: t0, OOMKilled: tt.oomKilled, Pid: tt.pid}
 			v := Decide(exit, ev, win)
+			t.Logf("%s %s (%s): %s", v.Cause, v.Strength, v.Rule, v.Summary)
 
 			if v.Cause != tt.cause || v.Strength != tt.strength {
 				t.Errorf("cause %s strength %s (rule %s), want %s %s (summary %q)", v.Cause, v.Strength, v.Rule, tt.cause, tt.strength, v.Summary)
@@ -513,6 +514,68 @@ func TestDecide(t *testing.T) {
 				t.Error("empty summary")
 			}
 		})
+	}
+}
+
+// Each cited item carries its own strength: what it could establish about
+// the init's death on its own, whatever the verdict.
+func TestDecideCitedStrength(t *testing.T) {
+	ev := []Evidence{
+		kernelVictim(-20*sec, childPid, "worker"), // a child's OOM kill
+		dockerKill(-12*sec, 15),                   // a stop's SIGTERM, escalated below
+		dockerKill(-2*sec, 9),
+		tracedTo(-2*sec, "docker", initPid),
+		tracedTo(-3*sec, "user", childPid), // not the init
+		sigKernel(0, childPid+1, cid),      // the kernel emptying the pid namespace
+		traced(-sec, 15, "user"),           // not a SIGKILL
+		disk(0),
+		flag(),
+	}
+	want := map[int]Strength{0: StrengthStrong, 1: StrengthStrong, 2: StrengthStrong, 3: StrengthDecisive,
+		4: "", 5: "", 6: "", 7: StrengthWeak, 8: StrengthWeak}
+	for i := range ev {
+		ev[i].Detail = fmt.Sprintf("#%d", i)
+	}
+	v := Decide(Exit{ContainerID: cid, ExitCode: 137, Time: t0, Pid: initPid}, ev, win)
+	if v.Cause != CauseManual || v.Strength != StrengthDecisive || v.Rule != "manual_traced" {
+		t.Fatalf("%s %s (%s), want manual decisive: %s", v.Cause, v.Strength, v.Rule, v.Summary)
+	}
+	if len(v.Evidence) != len(ev) {
+		t.Fatalf("cited %d items, want %d", len(v.Evidence), len(ev))
+	}
+	for _, c := range v.Evidence {
+		i := slices.IndexFunc(ev, func(e Evidence) bool { return e.Detail == c.Detail })
+		if c.Strength != want[i] {
+			t.Errorf("item %d (%s): strength %q, want %q", i, c.Kind, c.Strength, want[i])
+		}
+		if rests := i == 1 || i == 2 || i == 3; c.Decisive != rests {
+			t.Errorf("item %d (%s): decisive %v, want %v", i, c.Kind, c.Decisive, rests)
+		}
+	}
+	// A lone SIGTERM points at nothing.
+	v = Decide(Exit{ContainerID: cid, ExitCode: 137, Time: t0}, []Evidence{dockerKill(-sec, 15)}, win)
+	if v.Evidence[0].Strength != "" {
+		t.Errorf("lone docker kill 15: strength %q, want none", v.Evidence[0].Strength)
+	}
+}
+
+// The tables: names unique, the last row of each always holds, strengths
+// and causes set.
+func TestRuleTables(t *testing.T) {
+	for _, rules := range [][]rule{killRules, exitRules} {
+		seen := map[string]bool{}
+		for i, r := range rules {
+			if seen[r.name] {
+				t.Errorf("rule %s twice in a table", r.name)
+			}
+			seen[r.name] = true
+			if r.cause == "" || r.strength == "" || r.when == nil {
+				t.Errorf("rule %s: cause %q strength %q", r.name, r.cause, r.strength)
+			}
+			if i == len(rules)-1 && !r.when(facts{}) {
+				t.Errorf("the last rule %s does not always hold", r.name)
+			}
+		}
 	}
 }
 

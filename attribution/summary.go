@@ -43,7 +43,7 @@ func summarize(v *Verdict, r *rule, f *facts) string {
 	b.Grow(384)
 	s := summary{b: &b, v: v, f: f, r: r}
 	if v.Exit.ExitCode == ExitCodeUnknown {
-		s.str("Exit code unknown (the run ended while no die event could be received); ")
+		s.str("Exit code unknown (the run ended while no die event could be received). ")
 	}
 	switch r.say {
 	case sayInitOOM:
@@ -198,17 +198,23 @@ func (s *summary) child(c *Cited) {
 	if n := s.f.count[roleChildOOM]; n <= 1 {
 		s.str(" was OOM-killed")
 	}
+	s.str(" ")
+	s.limit(c)
+	s.offset(c)
+}
+
+// limit writes which limit a kernel OOM kill hit, and ", ": the
+// container's, or the host's.
+func (s *summary) limit(c *Cited) {
 	switch c.Constraint {
 	case "CONSTRAINT_MEMCG":
-		s.str(" at the container's memory limit")
+		s.str("at the container's memory limit, ")
 	case "":
 	default:
-		s.str(" in a host-wide OOM (")
+		s.str("in a host-wide OOM (")
 		s.str(c.Constraint)
-		s.str(")")
+		s.str("), ")
 	}
-	s.str(", ")
-	s.offset(c)
 }
 
 // notCause writes, for a verdict that is not an OOM, the OOM kill in the
@@ -423,15 +429,15 @@ func (s *summary) flag() {
 
 func (s *summary) unknown() {
 	if s.v.Exit.ExitCode == ExitCodeUnknown {
-		s.str("no evidence of a kill around the end of the run")
+		s.str("No evidence of a kill around the end of the run")
 	} else {
 		s.str("SIGKILL with no evidence of who sent it: no OOM kill logged by the kernel, docker or the cgroup, " +
 			"no docker kill/stop, no systemd stop, no traced SIGKILL to the init from a user, docker or systemd, no disk pressure")
 	}
 	s.alsoKilled()
 	if c := s.latest(roleKernelOther); c != nil {
-		s.str("; a SIGKILL the kernel generated itself (SI_KERNEL) was traced to")
-		s.proc(c)
+		s.str("; a SIGKILL the kernel generated itself (SI_KERNEL) was traced to pid ")
+		s.int(c.Pid)
 		s.str(", ")
 		s.offset(c)
 		s.str(", not matched to an OOM kill of the init (the kernel also kills a dead init's remaining processes that way)")
@@ -496,7 +502,10 @@ func (s *summary) exitAfterOOM() {
 		s.gap(c)
 		s.str("a child process")
 		s.proc(c)
-		s.str(" was OOM-killed")
+		s.str(" was OOM-killed (")
+		s.limit(c)
+		s.offset(c)
+		s.str(")")
 		s.detail(c)
 		s.str(": the init was not the victim, it exited after losing a child")
 		return
@@ -505,6 +514,8 @@ func (s *summary) exitAfterOOM() {
 	s.gap(c)
 	s.str("an OOM kill in the container (")
 	s.oomEvent(c)
+	s.str(", ")
+	s.offset(c)
 	s.str(")")
 	s.detail(c)
 	s.unnamed(c)
