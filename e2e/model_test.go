@@ -229,6 +229,10 @@ type op struct {
 }
 
 func (s *sequence) step() {
+	if s.live() < 2 && s.r.IntN(3) > 0 {
+		s.run(s.randomSpec())
+		return
+	}
 	ops := []op{
 		{"run", 18, func() { s.run(s.randomSpec()) }},
 		{"rerun", 3, s.rerun},
@@ -387,6 +391,17 @@ func (s *sequence) rerun() {
 	sp := s.randomSpec()
 	sp.name = gone[s.r.IntN(len(gone))].name
 	s.run(sp)
+}
+
+// live is how many containers the model has not removed.
+func (s *sequence) live() int {
+	n := 0
+	for _, c := range s.cs {
+		if !c.removed && s.byName[c.name] == c {
+			n++
+		}
+	}
+	return n
 }
 
 // pick returns the name of a container of this sequence that the model
