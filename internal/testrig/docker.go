@@ -72,9 +72,10 @@ type Spec struct {
 	HelperArgs []string
 }
 
-// StartMany runs the specs as Start does, parallel at a time (docker run
-// -d returns once the container runs), and removes them all when the test
-// ends. It fails the test after all were tried if any did not start.
+// StartMany creates the specs' containers (as Start would run them),
+// then starts them parallel at a time, so that the starts, not the
+// creates, make the burst; it removes them all when the test ends and
+// fails the test, after all were tried, if any did not start.
 func StartMany(t testing.TB, specs []Spec, parallel int) []Container {
 	t.Helper()
 	names := make([]string, len(specs))
@@ -84,24 +85,38 @@ func StartMany(t testing.TB, specs []Spec, parallel int) []Container {
 	t.Cleanup(func() { _, _ = Try("docker", append([]string{"rm", "-f"}, names...)...) })
 	out := make([]Container, len(specs))
 	errs := make([]error, len(specs))
-	sem := make(chan struct{}, max(parallel, 1))
-	var wg sync.WaitGroup
-	for i, s := range specs {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			args := append([]string{"run", "-d", "--network", "none", "--label", OwnLabel, "--name", s.Name}, s.DockerArgs...)
-			args = append(append(args, HelperImage), s.HelperArgs...)
-			id, err := Try("docker", args...)
-			if err != nil {
-				errs[i] = fmt.Errorf("docker run %s: %v: %s", s.Name, err, id)
-				return
+	each := func(do func(i int, s Spec) error) {
+		sem := make(chan struct{}, max(parallel, 1))
+		var wg sync.WaitGroup
+		for i, s := range specs {
+			if errs[i] != nil {
+				continue
 			}
-			out[i] = Container{ID: lastLine(id), Name: s.Name}
-		}()
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				errs[i] = do(i, s)
+			}()
+		}
+		wg.Wait()
 	}
-	wg.Wait()
+	each(func(i int, s Spec) error {
+		args := append([]string{"create", "--network", "none", "--label", OwnLabel, "--name", s.Name}, s.DockerArgs...)
+		args = append(append(args, HelperImage), s.HelperArgs...)
+		id, err := Try("docker", args...)
+		if err != nil {
+			return fmt.Errorf("docker create %s: %v: %s", s.Name, err, id)
+		}
+		out[i] = Container{ID: lastLine(id), Name: s.Name}
+		return nil
+	})
+	each(func(i int, s Spec) error {
+		if msg, err := Try("docker", "start", s.Name); err != nil {
+			return fmt.Errorf("docker start %s: %v: %s", s.Name, err, msg)
+		}
+		return nil
+	})
 	for _, err := range errs {
 		if err != nil {
 			t.Error(err)
