@@ -312,7 +312,7 @@ func TestOOMStormEveryDeathIsOOM(t *testing.T) {
 	causes, strengths, kinds := map[attribution.Cause]int{}, map[string]int{}, map[attribution.Kind]int{}
 	ours := map[int]string{} // init pid → name
 	for i, c := range cs {
-		v := requireExplained(t, e, c.Name, attribution.CauseOOM, "137", "")
+		v := requireExplained(t, e, c.Name, attribution.CauseOOM, "137", "decisive")
 		causes[v.Cause]++
 		strengths[v.Strength]++
 		seen := map[attribution.Kind]bool{}
@@ -477,9 +477,9 @@ func TestChildOOMThenCleanExitIsNone(t *testing.T) {
 	since := time.Now()
 	name := testrig.UniqueName(t, "child-clean")
 	testrig.Start(t, name, limit32, "-child-alloc", "200", "-sleep", "1s", "-exit", "0")
-	v := requireExplained(t, e, name, attribution.CauseNone, "0", "")
+	v := requireExplained(t, e, name, attribution.CauseNone, "0", "strong")
 	logSources(t, w, name, since, "gone with the container", v)
-	summaryHas(t, v, "code 0", "oom")
+	summaryHas(t, v, "code 0", "child", "oom")
 	if !notTheCause.MatchString(v.Summary) {
 		t.Errorf("summary %q does not say the OOM kill before was not the cause", v.Summary)
 	}
@@ -597,9 +597,12 @@ func TestGracefulStopAfterChildOOMIsNone(t *testing.T) {
 			oomKills := cgroupOOMKills(c.ID, "")
 			time.Sleep(2 * time.Second)
 			testrig.Run(t, "docker", "stop", "-t", "10", name)
-			v := requireExplained(t, e, name, attribution.CauseNone, tc.code, "", attribution.KindDockerStop)
+			v := requireExplained(t, e, name, attribution.CauseNone, tc.code, "strong", attribution.KindDockerStop)
 			logSources(t, w, name, since, oomKills, v)
-			summaryHas(t, v, "code "+tc.code, "stop")
+			summaryHas(t, v, "code "+tc.code, "stop", "child", "oom")
+			if !notTheCause.MatchString(v.Summary) {
+				t.Errorf("summary %q does not say the child's OOM kill was not the cause", v.Summary)
+			}
 		})
 	}
 }
