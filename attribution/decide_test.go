@@ -701,6 +701,39 @@ func TestDecideAllocs(t *testing.T) {
 	}
 }
 
+// pidEvidence is the pid-aware path with the longest summary: a child's
+// OOM kill, then a docker kill traced to the init, and the zap after.
+func pidEvidence() []Evidence {
+	return []Evidence{
+		detail(kernelVictim(-20*time.Second, childPid, "worker"), "Memory cgroup out of memory: Killed process 4242 (worker) total-vm:210000kB"),
+		dockerOOM(-20 * time.Second), cgroupOOM(-19 * time.Second),
+		dockerKill(-100*time.Millisecond, 9),
+		detail(tracedTo(-90*time.Millisecond, "docker", initPid), "runc (pid 31337, uid 0), /usr/bin/runc, parent containerd-shim"),
+		sigKernel(10*time.Millisecond, childPid+1, cid), disk(0),
+		forOther(dockerKill(-time.Second, 9)), forOther(kernelVictim(-time.Second, initPid, "app")),
+	}
+}
+
+func TestDecideAllocsWithPids(t *testing.T) {
+	ev := pidEvidence()
+	exit := Exit{ContainerID: cid, ExitCode: 137, Time: t0, Pid: initPid}
+	if v := Decide(exit, ev, win); v.Cause != CauseManual || v.Strength != StrengthDecisive {
+		t.Fatalf("%s %s: %s", v.Cause, v.Strength, v.Summary)
+	}
+	if n := testing.AllocsPerRun(100, func() { Decide(exit, ev, win) }); n > 2 {
+		t.Errorf("Decide allocates %v times, want at most 2", n)
+	}
+}
+
+func BenchmarkDecidePids(b *testing.B) {
+	ev := pidEvidence()
+	exit := Exit{ContainerID: cid, ExitCode: 137, Time: t0, Pid: initPid}
+	b.ReportAllocs()
+	for b.Loop() {
+		Decide(exit, ev, win)
+	}
+}
+
 func BenchmarkDecide(b *testing.B) {
 	ev := benchEvidence()
 	exit := Exit{ContainerID: cid, ExitCode: 137, Time: t0}
