@@ -51,10 +51,17 @@ func StartExporter(t testing.TB, args ...string) *Exporter {
 	if err != nil {
 		t.Fatal(err)
 	}
+	all := []string{"--web.listen-address=" + addr, "--log.level=debug"}
+	if !hasFlag(args, "--state.path") {
+		// Each exporter keeps its state apart, never in the host's default
+		// location; kingpin refuses a flag given twice, so only when the
+		// test names none.
+		all = append(all, "--state.path="+filepath.Join(t.TempDir(), "state.json"))
+	}
 	e := &Exporter{
 		URL:     "http://" + addr,
 		bin:     bin,
-		args:    append([]string{"--web.listen-address=" + addr, "--log.level=debug"}, args...),
+		args:    append(all, args...),
 		log:     logPath,
 		logFile: logFile,
 	}
@@ -67,6 +74,16 @@ func StartExporter(t testing.TB, args ...string) *Exporter {
 	})
 	e.Start(t)
 	return e
+}
+
+// hasFlag reports whether args set the flag name (--name=v or --name v).
+func hasFlag(args []string, name string) bool {
+	for _, a := range args {
+		if a == name || strings.HasPrefix(a, name+"=") {
+			return true
+		}
+	}
+	return false
 }
 
 // Start starts the exporter again, with the same arguments, and waits
