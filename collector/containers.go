@@ -5,6 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/exit137-exporter/exit137-exporter/attribution"
 	"github.com/exit137-exporter/exit137-exporter/tracker"
 )
 
@@ -71,6 +72,9 @@ var exitCodes = func() (s [256]string) {
 
 // exitCodeLabel is the exit_code label value.
 func exitCodeLabel(code int) string {
+	if code == attribution.ExitCodeUnknown {
+		return "unknown" // inferred by a reconcile; Docker recorded no code for it
+	}
 	if code >= 0 && code < len(exitCodes) {
 		return exitCodes[code]
 	}

@@ -20,7 +20,7 @@ func benchTracker(n int) (*Tracker, []string, *time.Time) {
 	tr := New(Config{Settle: 2 * time.Second, Window: 30 * time.Second, Retention: time.Hour}, slog.New(slog.DiscardHandler))
 	now := t0
 	tr.now = func() time.Time { return now }
-	tr.start = t0.Add(-time.Hour)
+	tr.start, tr.horizon = t0.Add(-time.Hour), t0.Add(-time.Hour)
 	tr.after = func(_ time.Duration, f func()) { f() }
 	ids := make([]string, n)
 	for i := range ids {
@@ -49,7 +49,7 @@ func BenchmarkVerdict(b *testing.B) {
 				*now = now.Add(100 * time.Microsecond)
 				id := ids[i%len(ids)]
 				tr.Started(id, now.Add(-time.Millisecond))
-				if !tr.Exited(attribution.Exit{ContainerID: id, ExitCode: 137, Time: *now}, time.Time{}) {
+				if !tr.Died(id, *now, 137, nil) {
 					b.Fatal("exit not new")
 				}
 			}
@@ -64,7 +64,7 @@ func BenchmarkExitSeries(b *testing.B) {
 		b.Run(fmt.Sprintf("names=%d", n), func(b *testing.B) {
 			tr, ids, now := benchTracker(n)
 			for _, id := range ids {
-				tr.Exited(attribution.Exit{ContainerID: id, ExitCode: 1, Time: *now}, time.Time{})
+				tr.Died(id, *now, 1, nil)
 				tr.Started(id, now.Add(time.Second))
 			}
 			b.ReportAllocs()

@@ -1,8 +1,9 @@
-// Package tracker is the exporter's memory: the containers Docker knows,
-// every exit counted exactly once, the evidence the sources saw, and the
-// verdicts the attribution engine gave. Sources write to it as events
-// arrive; collectors and /explain read snapshots of it, so a scrape never
-// calls Docker.
+// Package tracker is the exporter's memory of containers: which exist and
+// what they are called (the registry), which runs ended and were counted
+// exactly once (the ledger), the evidence the sources saw (the evidence
+// index) and the verdicts the attribution engine gave (the verdict
+// store). Sources write to it as events arrive; collectors and /explain
+// read snapshots of it, so a scrape never calls Docker.
 package tracker
 
 import (
@@ -13,8 +14,8 @@ import (
 	"github.com/exit137-exporter/exit137-exporter/attribution"
 )
 
-// Meta is what Docker tells about a container; the tracker keeps the last
-// known copy of it.
+// Meta is what the runtime tells about a container; the tracker keeps the
+// last known copy of it.
 type Meta struct {
 	ID             string // 64 hex
 	Name           string // without the leading slash
@@ -22,7 +23,8 @@ type Meta struct {
 	ComposeProject string
 	ComposeService string
 	SystemdUnit    string
-	Pid            int
+	// Pid is the host pid of the current run's init, 0 when not running.
+	Pid int
 }
 
 // Config sets the tracker's time rules.
@@ -31,7 +33,8 @@ type Config struct {
 	Settle time.Duration
 	// Window is how far before a death evidence may lie.
 	Window time.Duration
-	// Retention keeps a removed container name's exit series this long.
+	// Retention keeps a removed container name's exit series this long,
+	// and the tombstone that recognises its replayed events.
 	Retention time.Duration
 	// MaxVerdicts bounds the verdicts kept for /explain.
 	MaxVerdicts int
@@ -52,38 +55,49 @@ type Tracker struct {
 	probes []DeathProbe
 	start  time.Time
 
-	mu         sync.Mutex
+	mu sync.Mutex
+	// horizon is the earliest time the event subscription covers: the
+	// start, or the cursor of the saved state. An exit before it, of a
+	// container never seen, is history.
+	horizon    time.Time
 	containers map[string]*container
+	ledger     ledger
 	exits      exitCounts
-	evidence   evidenceLog
-	verdicts   verdictLog
-	pending    sync.WaitGroup
+	evidence   evidenceIndex
+	verdicts   verdictStore
+	// pending are the exits counted but not yet decided, by their run.
+	pending map[*run]*pendingExit
+	// due are verdicts to schedule once mu is released.
+	due []func()
+	// changed counts the ledger's changes; the state saver writes when it
+	// moved.
+	changed uint64
+	// saved is the changed count last written; only SaveState's caller
+	// (one goroutine) touches it.
+	saved uint64
+	wg    sync.WaitGroup
 }
 
-// container is the tracker's record of one container id.
+// container is the registry's record of one container id.
 type container struct {
 	Meta
 	running bool
-	removed bool
-	// A run is known by its start: exitCounted says the exit of the run
-	// that started at countedStart was counted (or taken as the baseline);
-	// runStart is the latest start seen. Together they make counting
-	// idempotent across event replays and reconciles. Not the exit time:
-	// Docker's StartedAt can lie after FinishedAt for a process that exits
-	// at once.
-	exitCounted            bool
-	runStart, countedStart time.Time
-	// lastExitTime is the time of the latest exit, for the last-exit gauges.
-	lastExitTime time.Time
-	lastExit     *attribution.Exit
-	lastCause    attribution.Cause
+	// lastExit is the latest exit, for the last-exit gauges.
+	lastExit  *attribution.Exit
+	lastCause attribution.Cause
 	// oomKills is the last cgroup oom_kill count seen, at oomKillsSeen.
 	oomKills     uint64
 	oomKillsSeen time.Time
 }
 
-// New returns an empty tracker; start is the exporter's start time, before
-// which no exit counts as new.
+// pendingExit is an exit waiting out the settle delay.
+type pendingExit struct {
+	exit    attribution.Exit
+	probed  []attribution.Evidence
+	decided bool
+}
+
+// New returns an empty tracker; no exit before now counts as new.
 func New(cfg Config, logger *slog.Logger, probes ...DeathProbe) *Tracker {
 	if cfg.MaxVerdicts <= 0 {
 		cfg.MaxVerdicts = 1000
@@ -95,10 +109,14 @@ func New(cfg Config, logger *slog.Logger, probes ...DeathProbe) *Tracker {
 		after:      func(d time.Duration, f func()) { time.AfterFunc(d, f) },
 		probes:     probes,
 		containers: map[string]*container{},
+		ledger:     newLedger(),
 		exits:      newExitCounts(),
-		verdicts:   verdictLog{max: cfg.MaxVerdicts},
+		evidence:   newEvidenceIndex(),
+		verdicts:   verdictStore{max: cfg.MaxVerdicts},
+		pending:    map[*run]*pendingExit{},
 	}
 	t.start = t.now()
+	t.horizon = t.start
 	return t
 }
 
@@ -112,148 +130,258 @@ func (t *Tracker) record(id string) *container {
 	return c
 }
 
-// Upsert stores what Docker says about a container.
+// Upsert stores what the runtime says about a container. Empty fields
+// keep what was known: an event that names only the container (a rename)
+// does not wipe its pid or unit.
 func (t *Tracker) Upsert(m Meta) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	c := t.record(m.ID)
-	if m.Name == "" {
-		m.Name = c.Name
+	old := c.Meta
+	keep := func(s *string, was string) {
+		if *s == "" {
+			*s = was
+		}
 	}
-	if m.Image == "" {
-		m.Image = c.Image
+	keep(&m.Name, old.Name)
+	keep(&m.Image, old.Image)
+	keep(&m.ComposeProject, old.ComposeProject)
+	keep(&m.ComposeService, old.ComposeService)
+	keep(&m.SystemdUnit, old.SystemdUnit)
+	if m.Pid == 0 && c.running {
+		m.Pid = old.Pid
 	}
-	if c.Name != "" && c.Name != m.Name {
-		t.exits.release(c.Name, t.now())
+	if old.Name != "" && old.Name != m.Name {
+		t.exits.release(old.Name, t.now())
 	}
 	c.Meta = m
-	c.removed = false
 	t.exits.hold(m.Name, m.Image)
 }
 
-// Started records that a run of the container began at at. A start no
-// newer than the run whose exit was counted is a replay and changes
-// nothing.
+// Seen records that an event stamped at was handled: the next
+// subscription replays from the latest such time.
+func (t *Tracker) Seen(at time.Time) {
+	t.mu.Lock()
+	defer t.unlock()
+	t.ledger.seen(at)
+}
+
+// Cursor is where the next event subscription starts: the latest event
+// handled, or the horizon when none was.
+func (t *Tracker) Cursor() time.Time {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.ledger.lastEvent.IsZero() {
+		return t.horizon
+	}
+	return t.ledger.lastEvent
+}
+
+// Started applies a start event stamped at.
 func (t *Tracker) Started(id string, at time.Time) {
 	t.mu.Lock()
+	defer t.unlock()
+	t.record(id).running = true
+	t.countAll(id, t.ledger.started(id, at))
+}
+
+// DescribeRun attaches an inspect made after the start event stamped at:
+// the run's init pid and StartedAt, when the inspect is of that run.
+func (t *Tracker) DescribeRun(id string, at time.Time, st RunState) {
+	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.ledger.describe(id, at, st)
+}
+
+// Died applies a die event stamped at with its exit code. inspected is an
+// inspect made after the event, nil when there is none (a --rm container
+// already gone); its finish time and OOMKilled flag are used only when it
+// is of the run that ended. It returns whether the exit is new.
+func (t *Tracker) Died(id string, at time.Time, exitCode int, inspected *RunState) bool {
+	t.mu.Lock()
+	defer t.unlock()
+	t.record(id).running = false
+	ended, attached := t.ledger.died(id, at)
+	end := ending{run: ended, exitCode: exitCode, at: at}
+	if st := inspected; st != nil && !st.Running && (ended != nil && ended.isRun(st.StartedAt) || attached != nil && attached.isRun(st.StartedAt)) {
+		if !st.FinishedAt.IsZero() && !st.FinishedAt.After(at) {
+			end.at = st.FinishedAt
+		}
+		end.oomKilled = st.OOMKilled
+	}
+	if attached != nil {
+		// A reconcile inferred this run's end; the die event knows better.
+		if p := t.pending[attached]; p != nil && !p.decided {
+			p.exit.ExitCode, p.exit.Time, p.exit.OOMKilled, p.exit.Inferred = exitCode, end.at, end.oomKilled, false
+		}
+		return false
+	}
+	if ended == nil {
+		t.logger.Debug("exit already counted", "id", shortID(id), "at", at)
+		return false
+	}
+	t.count(id, end)
+	return true
+}
+
+// Observe applies a reconcile's inspect of a container the runtime lists:
+// exits that happened while no event could be received are counted once,
+// and exits from before the horizon set the last-exit gauges only.
+func (t *Tracker) Observe(id string, st RunState) {
+	t.mu.Lock()
+	defer t.unlock()
 	c := t.record(id)
-	if c.exitCounted && !at.After(c.countedStart) {
-		return
+	c.running = st.Running
+	endings, baseline := t.ledger.observe(id, st, t.horizon)
+	if baseline {
+		exit := attribution.Exit{ContainerID: id, Name: c.Name, Image: c.Image, ExitCode: st.ExitCode,
+			Time: st.FinishedAt, OOMKilled: st.OOMKilled, Pid: st.Pid}
+		c.lastExit = &exit
 	}
-	c.running = true
-	c.exitCounted = false
-	c.runStart = at
+	for _, end := range endings {
+		t.logger.Info("counted an exit found on reconcile", "name", c.Name, "id", shortID(id),
+			"exit_code", end.exitCode, "at", end.at)
+	}
+	t.countAll(id, endings)
 }
 
-// Baseline records an exit that happened before the exporter looked (of
-// the run started at startedAt): it sets the last-exit gauges but is not
-// counted.
-func (t *Tracker) Baseline(exit attribution.Exit, startedAt time.Time) {
+// Removed applies a destroy event: the container's last-exit series go,
+// its name's exit counters start their retention, and the ledger keeps a
+// tombstone that recognises its replayed events.
+func (t *Tracker) Removed(id string, at time.Time) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	c := t.record(exit.ContainerID)
-	c.running = false
-	c.exitCounted = true
-	c.countedStart = startedAt
-	c.lastExitTime = exit.Time
-	c.lastExit = &exit
+	defer t.unlock()
+	t.ledger.removed(id, at)
+	t.forget(id)
 }
 
-// Exited reports a death. startedAt is the start of the run that ended
-// when the reporter knows it (a reconcile from inspect), zero when it does
-// not (a die event). It returns whether the exit is new; a new exit is
-// decided and counted after the settle delay.
-func (t *Tracker) Exited(exit attribution.Exit, startedAt time.Time) bool {
+// Vanished applies the end of a reconcile: containers the ledger knows
+// but the runtime no longer lists were removed unseen; a run still open
+// among them ended unseen and is counted.
+func (t *Tracker) Vanished(present map[string]bool) {
 	t.mu.Lock()
-	c, known := t.containers[exit.ContainerID]
-	run := startedAt
-	if run.IsZero() && known {
-		run = c.runStart // a die event ends the latest run we saw start
+	defer t.unlock()
+	now := t.now()
+	for id := range t.ledger.entries {
+		if present[id] {
+			continue
+		}
+		t.countAll(id, t.ledger.vanished(id, now))
+		t.forget(id)
 	}
-	switch {
-	case !known && exit.Time.Before(t.start):
-		// A container we never saw, dead before we started: history.
-		t.mu.Unlock()
-		return false
-	case known && c.exitCounted && !run.After(c.countedStart):
-		t.mu.Unlock()
-		t.logger.Debug("exit already counted", "id", shortID(exit.ContainerID), "at", exit.Time, "run_started", run)
-		return false
+	for id := range t.containers {
+		if !present[id] {
+			t.forget(id)
+		}
 	}
-	c = t.record(exit.ContainerID)
-	if exit.Name == "" {
-		exit.Name = c.Name
+	t.ledger.expire(now.Add(-max(t.cfg.Retention, minTombstone)))
+}
+
+// minTombstone keeps a removed container's ledger entry at least this long,
+// beyond any replay the daemon can make after a reconnect.
+const minTombstone = 10 * time.Minute
+
+// forget drops a container from the registry. Callers hold mu.
+func (t *Tracker) forget(id string) {
+	if c, ok := t.containers[id]; ok {
+		t.exits.release(c.Name, t.now())
+		delete(t.containers, id)
 	}
-	if exit.Image == "" {
-		exit.Image = c.Image
+}
+
+func (t *Tracker) countAll(id string, endings []ending) {
+	for _, end := range endings {
+		t.count(id, end)
 	}
-	c.running = false
-	c.exitCounted = true
-	c.countedStart = run
-	if exit.Time.After(c.lastExitTime) {
-		c.lastExitTime = exit.Time
-	}
+}
+
+// count schedules the verdict of a new exit; it is counted when decided,
+// after the settle delay. Callers hold mu.
+func (t *Tracker) count(id string, end ending) {
+	c := t.record(id)
+	exit := attribution.Exit{ContainerID: id, Name: c.Name, Image: c.Image, ExitCode: end.exitCode,
+		Time: end.at, OOMKilled: end.oomKilled, Pid: end.run.Pid, Inferred: end.inferred}
 	t.exits.hold(exit.Name, exit.Image)
-	t.mu.Unlock()
-
+	now := t.now()
 	// Host conditions are sampled now; that says something about the death
-	// only when it is recent, not for an exit found on a late reconcile.
+	// only when it is recent and its time is known.
 	var probed []attribution.Evidence
-	if t.now().Sub(exit.Time) <= t.cfg.Window {
+	if !end.timeUnknown && now.Sub(exit.Time) <= t.cfg.Window {
 		for _, probe := range t.probes {
 			probed = append(probed, probe(exit.Time)...)
 		}
 	}
+	p := &pendingExit{exit: exit, probed: probed}
+	t.pending[end.run] = p
 	// Settle counts from the death, not from when we heard of it: a die
 	// event that arrives late has already given late evidence its time.
-	wait := max(t.cfg.Settle-t.now().Sub(exit.Time), 0)
-	t.pending.Add(1)
-	t.after(wait, func() {
-		defer t.pending.Done()
-		t.decide(exit, probed)
-	})
-	return true
+	wait := max(t.cfg.Settle-now.Sub(exit.Time), 0)
+	t.wg.Add(1)
+	t.due = append(t.due, func() { t.after(wait, func() { t.decide(end.run, p) }) })
 }
 
-// Removed records that Docker destroyed the container: its last-exit
-// series go, and its name's exit counters start their retention.
-func (t *Tracker) Removed(id string) {
+// unlock releases mu, then schedules the verdicts counted under it (a
+// test's scheduler decides at once, which takes mu again).
+func (t *Tracker) unlock() {
+	t.changed++
+	due := t.due
+	t.due = nil
+	t.mu.Unlock()
+	for _, f := range due {
+		f()
+	}
+}
+
+// decide gives a pending exit its verdict and counts it, once.
+func (t *Tracker) decide(r *run, p *pendingExit) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	c, ok := t.containers[id]
-	if !ok {
+	if p.decided {
+		t.mu.Unlock()
 		return
 	}
-	c.removed = true
-	t.exits.release(c.Name, t.now())
-	delete(t.containers, id)
+	p.decided = true
+	defer t.wg.Done()
+	exit := p.exit
+	ev := t.evidence.around(exit.ContainerID, exit.Pid, exit.Time.Add(-t.cfg.Window), exit.Time.Add(attribution.ClockSkew))
+	t.mu.Unlock()
+
+	v := attribution.Decide(exit, append(ev, p.probed...), t.cfg.Window)
+
+	t.mu.Lock()
+	if t.pending[r] == p {
+		delete(t.pending, r)
+	}
+	t.exits.count(exit.Name, exit.Image, ExitKey{ExitCode: exit.ExitCode, Signal: v.Signal, Cause: v.Cause})
+	if c, ok := t.containers[exit.ContainerID]; ok && (c.lastExit == nil || !exit.Time.Before(c.lastExit.Time)) {
+		c.lastExit, c.lastCause = &exit, v.Cause
+	}
+	t.verdicts.add(v)
+	t.unlock()
+	t.logger.Info("container exit", "name", exit.Name, "id", shortID(exit.ContainerID), "exit_code", exit.ExitCode,
+		"signal", v.Signal, "cause", v.Cause, "strength", v.Strength, "inferred", exit.Inferred, "summary", v.Summary)
 }
 
-// Forget drops containers that Docker no longer lists, after a reconcile:
-// anything not in present was removed while we were not watching.
-func (t *Tracker) Forget(present map[string]bool) {
+// Flush decides every pending exit now, without waiting out the settle:
+// for shutdown, so that no exit is marked counted and never decided.
+func (t *Tracker) Flush() {
 	t.mu.Lock()
-	ids := make([]string, 0)
-	for id := range t.containers {
-		if !present[id] {
-			ids = append(ids, id)
-		}
+	pending := make(map[*run]*pendingExit, len(t.pending))
+	for r, p := range t.pending {
+		pending[r] = p
 	}
 	t.mu.Unlock()
-	for _, id := range ids {
-		t.Removed(id)
+	for r, p := range pending {
+		t.decide(r, p)
 	}
 }
 
 // Wait blocks until every pending verdict is decided; for tests and
 // shutdown.
-func (t *Tracker) Wait() { t.pending.Wait() }
+func (t *Tracker) Wait() { t.wg.Wait() }
 
-// Known reports whether id is a container the tracker holds.
-func (t *Tracker) Known(id string) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	_, ok := t.containers[id]
-	return ok
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
 }

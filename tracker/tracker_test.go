@@ -16,16 +16,12 @@ func newTestTracker(probes ...DeathProbe) (*Tracker, *time.Time) {
 	tr := New(Config{Window: 30 * time.Second, Retention: time.Hour, MaxVerdicts: 3}, slog.New(slog.DiscardHandler), probes...)
 	now := t0
 	tr.now = func() time.Time { return now }
-	tr.start = t0
+	tr.start, tr.horizon = t0, t0
 	tr.after = func(_ time.Duration, f func()) { f() }
 	return tr, &now
 }
 
 const id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-
-func exitAt(code int, at time.Time) attribution.Exit {
-	return attribution.Exit{ContainerID: id, Name: "web", Image: "nginx", ExitCode: code, Time: at}
-}
 
 func hostCount(tr *Tracker, code int) uint64 {
 	_, host := tr.ExitSeries()
@@ -38,90 +34,16 @@ func hostCount(tr *Tracker, code int) uint64 {
 	return n
 }
 
-func TestExitsAreCountedOnce(t *testing.T) {
-	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
-	tests := []struct {
-		name  string
-		steps func(tr *Tracker) []bool // what each Exited call returned
-		want  []bool
-		count uint64
-	}{
-		{"die once", func(tr *Tracker) []bool {
-			tr.Started(id, at(1))
-			return []bool{tr.Exited(exitAt(1, at(2)), time.Time{})}
-		}, []bool{true}, 1},
-		{"a replayed die is a duplicate", func(tr *Tracker) []bool {
-			tr.Started(id, at(1))
-			return []bool{tr.Exited(exitAt(1, at(2)), time.Time{}), tr.Exited(exitAt(1, at(2)), time.Time{})}
-		}, []bool{true, false}, 1},
-		{"a replayed start older than the counted exit changes nothing", func(tr *Tracker) []bool {
-			tr.Started(id, at(1))
-			first := tr.Exited(exitAt(1, at(2)), time.Time{})
-			tr.Started(id, at(1))
-			return []bool{first, tr.Exited(exitAt(1, at(2)), time.Time{})}
-		}, []bool{true, false}, 1},
-		{"a restart makes the next die new", func(tr *Tracker) []bool {
-			tr.Started(id, at(1))
-			first := tr.Exited(exitAt(1, at(2)), time.Time{})
-			tr.Started(id, at(3))
-			return []bool{first, tr.Exited(exitAt(1, at(4)), time.Time{})}
-		}, []bool{true, true}, 2},
-		{"a reconcile of the run a die already counted is a duplicate", func(tr *Tracker) []bool {
-			tr.Started(id, at(1))
-			return []bool{tr.Exited(exitAt(1, at(2)), time.Time{}), tr.Exited(exitAt(1, at(2).Add(-time.Millisecond)), at(1))}
-		}, []bool{true, false}, 1},
-		{"a reconcile of a later run (restarted and died in a gap) is new", func(tr *Tracker) []bool {
-			tr.Started(id, at(1))
-			return []bool{tr.Exited(exitAt(1, at(2)), time.Time{}), tr.Exited(exitAt(1, at(9)), at(5))}
-		}, []bool{true, true}, 2},
-		{"a run whose StartedAt lies after its FinishedAt (an instant exit) is counted once", func(tr *Tracker) []bool {
-			started, finished := at(2).Add(time.Millisecond), at(2) // as Docker reports an instant exit
-			tr.Started(id, started)
-			die := tr.Exited(exitAt(4, finished), time.Time{})
-			reconcile := tr.Exited(exitAt(4, finished), started)
-			tr.Started(id, started) // the replayed start
-			return []bool{die, reconcile, tr.Exited(exitAt(4, finished), time.Time{})}
-		}, []bool{true, false, false}, 1},
-		{"an exit of an unknown container from before the start is history", func(tr *Tracker) []bool {
-			tr.Removed(id)
-			return []bool{tr.Exited(exitAt(1, t0.Add(-time.Minute)), t0.Add(-2*time.Minute))}
-		}, []bool{false}, 0},
-		{"an exit of an unknown container after the start counts", func(tr *Tracker) []bool {
-			tr.Removed(id)
-			return []bool{tr.Exited(exitAt(1, at(3)), at(1))}
-		}, []bool{true}, 1},
-		{"a baseline is not counted, and its run's die neither", func(tr *Tracker) []bool {
-			tr.Baseline(exitAt(1, t0.Add(-time.Minute)), t0.Add(-2*time.Minute))
-			return []bool{tr.Exited(exitAt(1, t0.Add(-time.Minute)), t0.Add(-2*time.Minute)), tr.Exited(exitAt(1, at(1)), time.Time{})}
-		}, []bool{false, false}, 0},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			tr, _ := newTestTracker()
-			tr.Upsert(Meta{ID: id, Name: "web", Image: "nginx"})
-			got := tc.steps(tr)
-			for i := range tc.want {
-				if got[i] != tc.want[i] {
-					t.Errorf("Exited call %d returned %v, want %v", i, got[i], tc.want[i])
-				}
-			}
-			if n := hostCount(tr, 1) + hostCount(tr, 4); n != tc.count {
-				t.Errorf("counted %d, want %d", n, tc.count)
-			}
-		})
-	}
-}
-
 func TestNameSeriesRetention(t *testing.T) {
 	tr, now := newTestTracker()
 	tr.Upsert(Meta{ID: id, Name: "web", Image: "nginx"})
 	tr.Started(id, t0)
-	tr.Exited(exitAt(0, t0.Add(time.Second)), time.Time{})
+	tr.Died(id, t0.Add(time.Second), 0, nil)
 	byName, _ := tr.ExitSeries()
 	if len(byName) != 6 { // five pre-initialised 137 causes + the exit
 		t.Fatalf("want 6 series for a live name, got %d: %+v", len(byName), byName)
 	}
-	tr.Removed(id)
+	tr.Removed(id, *now)
 	*now = now.Add(59 * time.Minute)
 	if byName, _ = tr.ExitSeries(); len(byName) != 6 {
 		t.Fatalf("series dropped before the retention ran out")
@@ -140,8 +62,8 @@ func TestRecreatedNameKeepsItsSeries(t *testing.T) {
 	tr, now := newTestTracker()
 	tr.Upsert(Meta{ID: id, Name: "web", Image: "nginx"})
 	tr.Started(id, t0)
-	tr.Exited(exitAt(137, t0.Add(time.Second)), time.Time{})
-	tr.Removed(id)
+	tr.Died(id, t0.Add(time.Second), 137, nil)
+	tr.Removed(id, t0.Add(time.Second))
 	*now = now.Add(2 * time.Hour)
 	other := strings.Repeat("f", 64)
 	tr.Upsert(Meta{ID: other, Name: "web", Image: "nginx"})
@@ -163,7 +85,7 @@ func TestOOMKillRiseIsEvidenceStampedAtThePreviousLook(t *testing.T) {
 	tr.ObserveOOMKills(id, 0, t0)
 	tr.ObserveOOMKills(id, 0, t0.Add(10*time.Second))
 	tr.ObserveOOMKills(id, 2, t0.Add(20*time.Second))
-	ev := tr.evidence.around(id, t0, t0.Add(time.Minute))
+	ev := tr.evidence.around(id, 0, t0, t0.Add(time.Minute))
 	if len(ev) != 1 || ev[0].Kind != attribution.KindCgroupOOMKill || !ev[0].Time.Equal(t0.Add(10*time.Second)) {
 		t.Fatalf("want one cgroup_oom_kill at +10s, got %+v", ev)
 	}
@@ -181,7 +103,7 @@ func TestVerdictsUseEvidenceAndProbesAndAreBounded(t *testing.T) {
 		if i == 3 {
 			tr.AddEvidence(attribution.Evidence{Container: id, Time: start.Add(time.Second), Kind: attribution.KindDockerKill, Signal: 9, Source: "docker"})
 		}
-		tr.Exited(exitAt(137, start.Add(2*time.Second)), time.Time{})
+		tr.Died(id, start.Add(2*time.Second), 137, nil)
 	}
 	v := tr.Verdicts("web")
 	if len(v) != 3 {
@@ -207,9 +129,9 @@ func TestLateReconciledExitIsNotJudgedByDiskNow(t *testing.T) {
 	}
 	tr, now := newTestTracker(pressure)
 	tr.Upsert(Meta{ID: id, Name: "web"})
-	tr.Started(id, t0.Add(time.Second))
+	tr.Observe(id, RunState{Running: true, StartedAt: t0.Add(time.Second)})
 	*now = t0.Add(time.Hour) // the exit is found on a reconcile an hour later
-	tr.Exited(exitAt(137, t0.Add(2*time.Second)), t0.Add(time.Second))
+	tr.Observe(id, RunState{StartedAt: t0.Add(time.Second), FinishedAt: t0.Add(2 * time.Second), ExitCode: 137})
 	if v := tr.Verdicts("web"); len(v) != 1 || v[0].Cause != attribution.CauseUnknown {
 		t.Fatalf("disk pressure sampled an hour after the death decided it: %+v", v)
 	}

@@ -21,3 +21,20 @@ func (t *Tracker) IDByName(name string) (string, bool) {
 	}
 	return found, found != ""
 }
+
+// ContainerOfInit returns the running container whose init has the host
+// pid pid: a killed init may be reaped before its cgroup can be read. A
+// stopped container's pid may have been reused by now, so it maps nothing.
+func (t *Tracker) ContainerOfInit(pid int) (string, bool) {
+	if pid <= 0 {
+		return "", false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for id, c := range t.containers {
+		if c.running && c.Pid == pid {
+			return id, true
+		}
+	}
+	return "", false
+}

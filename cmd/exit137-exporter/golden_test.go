@@ -149,13 +149,13 @@ func seedStory(tr *tracker.Tracker, busy, limited string) {
 			e.Time = died.Add(-time.Second)
 			tr.AddEvidence(e)
 		}
-		tr.Exited(attribution.Exit{ContainerID: d.id, Name: d.name, Image: d.image, ExitCode: d.code, Time: died}, time.Time{})
+		tr.Died(d.id, died, d.code, nil)
 		tr.Wait()
 		if d.restart {
 			tr.Started(d.id, died.Add(time.Second))
 		}
 		if d.remove {
-			tr.Removed(d.id)
+			tr.Removed(d.id, died.Add(time.Second))
 		}
 	}
 }

@@ -39,6 +39,7 @@ func main() {
 		settle:         serveCmd.Flag("attribution.settle", "How long after a death to wait for late evidence before deciding.").Default("2s").Duration(),
 		window:         serveCmd.Flag("attribution.window", "How far before a death evidence may lie.").Default("30s").Duration(),
 		retention:      serveCmd.Flag("exits.retention", "How long a removed container name keeps its exit series.").Default("1h").Duration(),
+		statePath:      serveCmd.Flag("state.path", "File that keeps which exits were counted across exporter restarts (a volume in a container); empty keeps nothing.").Default("/var/lib/exit137-exporter/state.json").String(),
 		logConfig:      &promslog.Config{},
 	}
 

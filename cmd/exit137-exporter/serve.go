@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -51,6 +52,7 @@ type serveConfig struct {
 	diskPaths                 *[]string
 	diskThreshold             *float64
 	settle, window, retention *time.Duration
+	statePath                 *string
 	logConfig                 *promslog.Config
 }
 
@@ -64,6 +66,7 @@ func serve(cfg serveConfig, logger *slog.Logger) error {
 	t := tracker.New(tracker.Config{Settle: *cfg.settle, Window: *cfg.window, Retention: *cfg.retention},
 		logger, diskSource.Pressure)
 	deps := collector.Deps{Logger: logger, Sources: sources, Tracker: t, Disk: diskSource}
+	since := loadState(t, *cfg.statePath, logger)
 
 	cgroupHealth := sources.Source("cgroupfs")
 	if fs, err := cgroupfs.NewFS(*cfg.cgroupRoot); err != nil {
@@ -88,7 +91,12 @@ func serve(cfg serveConfig, logger *slog.Logger) error {
 		go src.Run(ctx)
 	}
 	if *cfg.kmsgPath != "" {
-		deps.Kmsg = kmsg.New(kmsg.Options{Path: *cfg.kmsgPath}, t, sources.Source("kmsg"), logger)
+		deps.Kmsg = kmsg.New(kmsg.Options{Path: *cfg.kmsgPath, Since: since, ContainerByPID: func(pid int) (string, bool) {
+			if id, ok := kmsg.ContainerOfPID("/proc", pid); ok {
+				return id, true
+			}
+			return t.ContainerOfInit(pid)
+		}}, t, sources.Source("kmsg"), logger)
 		go deps.Kmsg.Run(ctx)
 	}
 
@@ -130,13 +138,78 @@ func serve(cfg serveConfig, logger *slog.Logger) error {
 		defer cancel()
 		_ = server.Shutdown(shutdown)
 	}()
+	saved := make(chan struct{})
+	go func() {
+		defer close(saved)
+		keepState(ctx, t, *cfg.statePath, logger)
+	}()
 	err = web.ListenAndServe(server, cfg.web, logger)
 	stop() // a server that failed ends the sources too
 	sourcesStopped.Wait()
+	<-saved
 	if err != nil && err != http.ErrServerClosed {
 		return err
 	}
 	return nil
+}
+
+// loadState restores the exit ledger saved by an earlier run, and returns
+// the time to replay the kernel log from (zero: from now on). A missing,
+// corrupt or foreign file is a fresh start, said in the log.
+func loadState(t *tracker.Tracker, path string, logger *slog.Logger) time.Time {
+	if path == "" {
+		logger.Info("no --state.path: exits that happen while the exporter is down will not be counted")
+		return time.Time{}
+	}
+	switch err := t.LoadState(path); {
+	case errors.Is(err, tracker.ErrNoState):
+		logger.Info("no saved state yet; counting exits from now on", "path", path)
+	case err != nil:
+		logger.Error("saved state unusable; counting exits from now on (it will be overwritten)", "path", path, "err", err)
+	default:
+		logger.Info("resuming from saved state: exits since then are replayed and counted once", "path", path, "since", t.Cursor())
+		return t.Cursor()
+	}
+	return time.Time{}
+}
+
+// stateInterval is how often the ledger is saved when it changed: an
+// exporter killed without warning may count again the exits decided in
+// its last interval.
+const stateInterval = time.Second
+
+// keepState saves the ledger every stateInterval until ctx ends, then
+// decides every exit still settling and saves a last time.
+func keepState(ctx context.Context, t *tracker.Tracker, path string, logger *slog.Logger) {
+	lastErr := ""
+	save := func() {
+		if path == "" {
+			return
+		}
+		err := t.SaveState(path)
+		switch {
+		case err != nil && err.Error() != lastErr:
+			logger.Error("cannot save state; an exporter restart may lose or recount exits", "path", path, "err", err)
+		case err == nil && lastErr != "":
+			logger.Info("saving state again", "path", path)
+		}
+		lastErr = ""
+		if err != nil {
+			lastErr = err.Error()
+		}
+	}
+	tick := time.NewTicker(stateInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			save()
+		case <-ctx.Done():
+			t.Flush()
+			save()
+			return
+		}
+	}
 }
 
 // oomKillReader lets the Docker source read a container's cgroup oom_kill

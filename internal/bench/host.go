@@ -9,7 +9,6 @@ import (
 
 	"github.com/alecthomas/kingpin/v2"
 
-	"github.com/exit137-exporter/exit137-exporter/attribution"
 	"github.com/exit137-exporter/exit137-exporter/cgroupfs"
 	"github.com/exit137-exporter/exit137-exporter/collector"
 	"github.com/exit137-exporter/exit137-exporter/source"
@@ -85,9 +84,9 @@ func Seed(t *tracker.Tracker, ids []string, now time.Time) {
 		t.Upsert(tracker.Meta{ID: id, Name: ContainerName(i), Image: "registry.example/bench:1.0",
 			ComposeProject: "bench", ComposeService: fmt.Sprintf("svc%d", i%20), Pid: 1000 + i})
 		if i%10 == 0 {
-			t.Baseline(attribution.Exit{ContainerID: id, ExitCode: 137, Time: now.Add(-time.Hour)}, now.Add(-2*time.Hour))
+			t.Observe(id, tracker.RunState{StartedAt: now.Add(-2 * time.Hour), FinishedAt: now.Add(-time.Hour), ExitCode: 137})
 		}
-		t.Started(id, now.Add(-time.Minute))
+		t.Observe(id, tracker.RunState{Running: true, StartedAt: now.Add(-time.Minute), Pid: 1000 + i})
 	}
 }
 

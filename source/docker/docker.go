@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -51,11 +52,6 @@ type Source struct {
 	tracker *tracker.Tracker
 	health  *source.Health
 	logger  *slog.Logger
-	// lastEvent is the time of the last event handled; a reconnect asks
-	// the daemon to replay from there, so a dropped stream loses nothing
-	// the daemon still remembers.
-	lastEvent time.Time
-	started   time.Time
 }
 
 // New makes the client; it does not connect.
@@ -71,7 +67,7 @@ func New(opts Options, t *tracker.Tracker, health *source.Health, logger *slog.L
 	if opts.MaxBackoff <= 0 {
 		opts.MaxBackoff = 30 * time.Second
 	}
-	return &Source{opts: opts, client: c, tracker: t, health: health, logger: logger, started: time.Now()}, nil
+	return &Source{opts: opts, client: c, tracker: t, health: health, logger: logger}, nil
 }
 
 // Run follows the daemon until ctx ends, reconnecting with backoff.
@@ -79,9 +75,20 @@ func (s *Source) Run(ctx context.Context) {
 	source.Reconnect(ctx, s.health, s.logger, s.opts.MaxBackoff, s.session)
 }
 
-// session is one connection: subscribe first, then reconcile from the
-// list, then handle events. Subscribing first means an exit between the
-// list and the stream is seen by both, and the tracker counts it once.
+// replayOverlap is how far before the cursor a replay starts: the daemon
+// stamps events before it publishes them, so two may arrive slightly out
+// of order. The ledger recognises what it already applied.
+const replayOverlap = time.Second
+
+// session is one connection, in an order that loses nothing and counts
+// nothing twice:
+//  1. drain the daemon's replay of every event since the cursor (the
+//     latest event handled, or the exporter's start), up to now;
+//  2. reconcile against the container list, for what the daemon could
+//     not replay (its buffer is bounded and does not survive a restart);
+//  3. follow the stream live from the end of the drain. Events during the
+//     reconcile arrive again here, and the ledger matches them to the runs
+//     the reconcile saw.
 func (s *Source) session(ctx context.Context) (streamed bool, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -92,21 +99,21 @@ func (s *Source) session(ctx context.Context) (streamed bool, err error) {
 	if info, err := s.client.Info(ctx); err == nil && s.opts.OnDataRoot != nil && info.DockerRootDir != "" {
 		s.opts.OnDataRoot(info.DockerRootDir)
 	}
-	opts := events.ListOptions{Filters: filters.NewArgs(filters.Arg("type", string(events.ContainerEventType)))}
-	if !s.lastEvent.IsZero() {
-		opts.Since = strconv.FormatInt(s.lastEvent.Unix(), 10)
+	drained := time.Now()
+	if err := s.drain(ctx, s.tracker.Cursor().Add(-replayOverlap), drained); err != nil {
+		return false, fmt.Errorf("replay events: %w", err)
 	}
-	msgs, errs := s.client.Events(ctx, opts)
 	if err := s.reconcile(ctx); err != nil {
 		return false, err
 	}
+	msgs, errs := s.client.Events(ctx, eventOptions(drained, time.Time{}))
 	s.health.SetUp(true, s.logger, nil)
 	for {
 		select {
 		case m := <-msgs:
 			s.handle(ctx, m)
 		case err := <-errs:
-			if err == nil {
+			if err == nil || errors.Is(err, io.EOF) {
 				err = errors.New("event stream closed")
 			}
 			return true, err
@@ -114,9 +121,45 @@ func (s *Source) session(ctx context.Context) (streamed bool, err error) {
 	}
 }
 
+// drain handles the daemon's buffered events in [since, until]; the
+// daemon ends the stream after them.
+func (s *Source) drain(ctx context.Context, since, until time.Time) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	msgs, errs := s.client.Events(ctx, eventOptions(since, until))
+	n := 0
+	for {
+		select {
+		case m := <-msgs:
+			s.handle(ctx, m)
+			n++
+		case err := <-errs:
+			if err != nil && !errors.Is(err, io.EOF) {
+				return err
+			}
+			s.logger.Debug("replayed events", "evidence_source", s.health.Name(), "since", since, "events", n)
+			return nil
+		}
+	}
+}
+
+// eventOptions asks for container events from since (and up to until when
+// not zero), at the nanosecond: Docker takes "seconds.nanoseconds".
+func eventOptions(since, until time.Time) events.ListOptions {
+	opts := events.ListOptions{Filters: filters.NewArgs(filters.Arg("type", string(events.ContainerEventType)))}
+	stamp := func(t time.Time) string { return fmt.Sprintf("%d.%09d", t.Unix(), t.Nanosecond()) }
+	if !since.IsZero() {
+		opts.Since = stamp(since)
+	}
+	if !until.IsZero() {
+		opts.Until = stamp(until)
+	}
+	return opts
+}
+
 // reconcile brings the tracker in line with the daemon's list: metadata
-// for all, starts for the running, and exits that happened while we were
-// not listening (those before the exporter started are only a baseline).
+// for all, and every run's state, from which the ledger infers exits the
+// events could not tell (and ignores what it already counted).
 func (s *Source) reconcile(ctx context.Context) error {
 	list, err := s.client.ContainerList(ctx, container.ListOptions{All: true})
 	if err != nil {
@@ -134,49 +177,35 @@ func (s *Source) reconcile(ctx context.Context) error {
 			return fmt.Errorf("inspect %s: %w", c.ID[:12], err)
 		}
 		s.tracker.Upsert(metaFromInspect(info))
-		st := info.State
-		if st == nil {
-			continue
-		}
-		startedAt := parseTime(st.StartedAt)
-		switch {
-		case st.Running:
-			s.tracker.Started(c.ID, startedAt)
-			s.observeOOMKills(c.ID, time.Now())
-		case !parseTime(st.FinishedAt).IsZero() && !startedAt.IsZero():
-			exit := exitFromInspect(info)
-			if exit.Time.Before(s.started) {
-				s.tracker.Baseline(exit, startedAt)
-			} else if s.tracker.Exited(exit, startedAt) {
-				s.logger.Info("counted an exit seen on reconnect", "name", exit.Name, "exit_code", exit.ExitCode)
+		if st, ok := runState(info); ok {
+			s.tracker.Observe(c.ID, st)
+			if st.Running {
+				s.observeOOMKills(c.ID, time.Now())
 			}
 		}
 	}
-	s.tracker.Forget(present)
+	s.tracker.Vanished(present)
 	return nil
 }
 
 func (s *Source) handle(ctx context.Context, m events.Message) {
 	at := eventTime(m)
-	if at.After(s.lastEvent) {
-		s.lastEvent = at
-	}
 	id := m.Actor.ID
 	attrs := m.Actor.Attributes
 	s.health.Event()
+	s.tracker.Seen(at)
 	switch action := string(m.Action); action {
 	case "create", "rename":
 		s.tracker.Upsert(metaFromAttributes(id, attrs))
 	case "start":
 		s.tracker.Upsert(metaFromAttributes(id, attrs))
-		startedAt := at
+		s.tracker.Started(id, at)
 		if info, err := s.client.ContainerInspect(ctx, id); err == nil {
 			s.tracker.Upsert(metaFromInspect(info))
-			if info.State != nil {
-				startedAt = parseTime(info.State.StartedAt)
+			if st, ok := runState(info); ok {
+				s.tracker.DescribeRun(id, at, st)
 			}
 		}
-		s.tracker.Started(id, startedAt)
 		s.observeOOMKills(id, at)
 	case "oom", "kill", "stop":
 		if m.Action == "oom" {
@@ -187,9 +216,19 @@ func (s *Source) handle(ctx context.Context, m events.Message) {
 		}
 	case "die":
 		s.observeOOMKills(id, at)
-		s.tracker.Exited(s.exitFromDie(ctx, id, attrs, at), time.Time{})
+		s.tracker.Upsert(metaFromAttributes(id, attrs))
+		code, _ := strconv.Atoi(attrs["exitCode"])
+		// A --rm container may be gone already: the event's code and time
+		// then stand alone.
+		var inspected *tracker.RunState
+		if info, err := s.client.ContainerInspect(ctx, id); err == nil {
+			if st, ok := runState(info); ok {
+				inspected = &st
+			}
+		}
+		s.tracker.Died(id, at, code, inspected)
 	case "destroy":
-		s.tracker.Removed(id)
+		s.tracker.Removed(id, at)
 	}
 }
 
@@ -216,23 +255,6 @@ func eventTime(m events.Message) time.Time {
 		return time.Unix(m.Time, 0)
 	}
 	return time.Unix(0, m.TimeNano)
-}
-
-// exitFromDie prefers inspect's exact finish time and OOMKilled flag; a
-// container run with --rm may already be gone, and then the event's own
-// exit code and time stand.
-func (s *Source) exitFromDie(ctx context.Context, id string, attrs map[string]string, at time.Time) attribution.Exit {
-	code, _ := strconv.Atoi(attrs["exitCode"])
-	exit := attribution.Exit{ContainerID: id, Name: attrs["name"], Image: attrs["image"], ExitCode: code, Time: at}
-	info, err := s.client.ContainerInspect(ctx, id)
-	if err != nil || info.State == nil {
-		return exit
-	}
-	if finished := parseTime(info.State.FinishedAt); !finished.IsZero() && !finished.After(at) {
-		exit.Time = finished
-	}
-	exit.OOMKilled = info.State.OOMKilled
-	return exit
 }
 
 func (s *Source) observeOOMKills(id string, at time.Time) {
@@ -264,12 +286,22 @@ func metaFromInspect(info container.InspectResponse) tracker.Meta {
 	return m
 }
 
-func exitFromInspect(info container.InspectResponse) attribution.Exit {
-	m := metaFromInspect(info)
-	return attribution.Exit{
-		ContainerID: info.ID, Name: m.Name, Image: m.Image,
-		ExitCode: info.State.ExitCode, Time: parseTime(info.State.FinishedAt), OOMKilled: info.State.OOMKilled,
+// runState is inspect's account of the latest run; ok is false when
+// inspect carried no state.
+func runState(info container.InspectResponse) (tracker.RunState, bool) {
+	st := info.State
+	if st == nil {
+		return tracker.RunState{}, false
 	}
+	return tracker.RunState{
+		Running:      st.Running,
+		StartedAt:    parseTime(st.StartedAt),
+		FinishedAt:   parseTime(st.FinishedAt),
+		ExitCode:     st.ExitCode,
+		Pid:          st.Pid,
+		RestartCount: info.RestartCount,
+		OOMKilled:    st.OOMKilled,
+	}, true
 }
 
 // parseTime reads Docker's RFC 3339 times; Docker's "never" is the zero

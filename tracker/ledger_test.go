@@ -1,0 +1,272 @@
+package tracker
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/exit137-exporter/exit137-exporter/attribution"
+)
+
+// sec is a time s seconds after t0 (fractions allowed).
+func sec(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+
+func running(started float64, pid int) RunState {
+	return RunState{Running: true, StartedAt: sec(started), Pid: pid}
+}
+
+func exited(started, finished float64, code int) RunState {
+	return RunState{StartedAt: sec(started), FinishedAt: sec(finished), ExitCode: code}
+}
+
+// countsByCode returns the host's counted exits by exit code.
+func countsByCode(tr *Tracker) map[int]uint64 {
+	_, host := tr.ExitSeries()
+	out := map[int]uint64{}
+	for _, s := range host {
+		if s.Count > 0 {
+			out[s.ExitCode] += s.Count
+		}
+	}
+	return out
+}
+
+// Every scenario of issue 10, each as the tracker sees it from the Docker
+// source: events in stream order (a replay repeats some), reconciles
+// (Observe, Vanished) where a session makes them. Each fails on the
+// tracker before the ledger.
+func TestLedgerCountsEveryRunOnce(t *testing.T) {
+	const unknown = attribution.ExitCodeUnknown
+	all := map[string]bool{id: true}
+	tests := []struct {
+		name  string
+		steps func(tr *Tracker)
+		want  map[int]uint64
+	}{
+		{"die once", func(tr *Tracker) {
+			tr.Started(id, sec(1))
+			tr.Died(id, sec(2), 1, nil)
+		}, map[int]uint64{1: 1}},
+		{"a replayed start and die change nothing", func(tr *Tracker) {
+			tr.Started(id, sec(1))
+			tr.Died(id, sec(2), 1, nil)
+			tr.Started(id, sec(1))
+			tr.Died(id, sec(2), 1, nil)
+		}, map[int]uint64{1: 1}},
+		{"quiet host: running before the start, killed and restarted in a cut, replayed from the horizon", func(tr *Tracker) {
+			tr.Observe(id, running(-60, 100)) // the first reconcile
+			if !tr.Cursor().Equal(t0) {
+				t.Errorf("with no event seen the cursor must be the start, got %v", tr.Cursor())
+			}
+			tr.Died(id, sec(5), 137, nil) // the replay after the cut
+			tr.Started(id, sec(6))
+			tr.Observe(id, running(5.9, 101)) // the reconcile after the replay
+		}, map[int]uint64{137: 1}},
+		{"counted death, removed during a cut, replayed after the heal", func(tr *Tracker) {
+			tr.Started(id, sec(1))
+			tr.Died(id, sec(2), 137, nil)
+			tr.Died(id, sec(2), 137, nil) // the replay repeats the die …
+			tr.Removed(id, sec(3))        // … and the destroy
+			tr.Vanished(map[string]bool{})
+			tr.Died(id, sec(2), 137, nil) // a second overlap after another cut
+		}, map[int]uint64{137: 1}},
+		{"counted death, removed during a cut, reconciled before the replay", func(tr *Tracker) {
+			tr.Started(id, sec(1))
+			tr.Died(id, sec(2), 137, nil)
+			tr.Vanished(map[string]bool{})
+			tr.Died(id, sec(2), 137, nil)
+			tr.Removed(id, sec(3))
+		}, map[int]uint64{137: 1}},
+		{"killed and restarted during a cut, then killed live", func(tr *Tracker) {
+			tr.Started(id, sec(1))
+			tr.DescribeRun(id, sec(1), running(0.99, 100))
+			tr.Died(id, sec(5), 137, nil) // replayed
+			tr.Started(id, sec(6))
+			tr.Observe(id, running(5.99, 101))
+			tr.Died(id, sec(9), 137, nil) // live
+		}, map[int]uint64{137: 2}},
+		{"killed and restarted during the reconcile: the late die amends the inferred exit", func(tr *Tracker) {
+			tr.Started(id, sec(1))
+			tr.DescribeRun(id, sec(1), running(0.99, 100))
+			tr.Observe(id, running(5.99, 101)) // inspect already shows the next run
+			tr.Died(id, sec(5), 137, nil)      // then the stream delivers the death …
+			tr.Started(id, sec(6))             // … and the start of the run inspect saw
+			tr.Died(id, sec(9), 2, nil)
+		}, map[int]uint64{137: 1, 2: 1}},
+		{"crash loop with event lag: each start's inspect shows a later run", func(tr *Tracker) {
+			tr.Started(id, sec(1))
+			tr.DescribeRun(id, sec(1), running(3, 103)) // lagging: inspect shows run 3
+			tr.Died(id, sec(1.5), 1, &RunState{Running: true, StartedAt: sec(3)})
+			tr.Started(id, sec(2))
+			tr.DescribeRun(id, sec(2), running(3, 103))
+			tr.Died(id, sec(2.5), 1, nil)
+			tr.Started(id, sec(3.001))
+			tr.DescribeRun(id, sec(3.001), running(3, 103))
+			tr.Died(id, sec(3.5), 1, &RunState{StartedAt: sec(3), FinishedAt: sec(3.49), ExitCode: 1})
+		}, map[int]uint64{1: 3}},
+		{"a run found by reconcile, then its start replayed, then its die", func(tr *Tracker) {
+			tr.Observe(id, running(1, 100))
+			tr.Started(id, sec(1.001))
+			tr.Died(id, sec(2), 3, nil)
+		}, map[int]uint64{3: 1}},
+		{"created, started and dead during a reconcile: counted there, the replay is recognised", func(tr *Tracker) {
+			tr.Observe(id, exited(1, 1.5, 4))
+			tr.Started(id, sec(1.001))
+			tr.Died(id, sec(1.6), 4, nil)
+		}, map[int]uint64{4: 1}},
+		{"an instant exit whose StartedAt lies after its FinishedAt", func(tr *Tracker) {
+			tr.Started(id, sec(2.002))
+			tr.DescribeRun(id, sec(2.002), exited(2.001, 2, 4))
+			tr.Died(id, sec(2.01), 4, &RunState{StartedAt: sec(2.001), FinishedAt: sec(2), ExitCode: 4})
+			tr.Observe(id, exited(2.001, 2, 4))
+			tr.Started(id, sec(2.002))
+		}, map[int]uint64{4: 1}},
+		{"an exit before the start of a container never seen is history", func(tr *Tracker) {
+			tr.Observe(id, exited(-120, -60, 1))
+			tr.Vanished(all)
+		}, map[int]uint64{}},
+		{"an exit after the start of a container never seen counts", func(tr *Tracker) {
+			tr.Observe(id, exited(1, 3, 1))
+		}, map[int]uint64{1: 1}},
+		{"a die of a container never seen counts", func(tr *Tracker) {
+			tr.Died(id, sec(3), 1, nil)
+			tr.Died(id, sec(3), 1, nil)
+		}, map[int]uint64{1: 1}},
+		{"an open run removed unseen ended unseen", func(tr *Tracker) {
+			tr.Started(id, sec(1))
+			tr.Vanished(map[string]bool{})
+		}, map[int]uint64{unknown: 1}},
+		{"a dockerd restart: the shutdown's death found by reconcile with its code", func(tr *Tracker) {
+			tr.Started(id, sec(1))
+			tr.DescribeRun(id, sec(1), running(0.99, 100))
+			tr.Observe(id, exited(0.99, 8, 137))
+			tr.Vanished(all)
+		}, map[int]uint64{137: 1}},
+		{"a restart policy restarted it three times unseen", func(tr *Tracker) {
+			tr.Observe(id, RunState{Running: true, StartedAt: sec(1), RestartCount: 2})
+			tr.Observe(id, RunState{Running: true, StartedAt: sec(9), RestartCount: 5})
+		}, map[int]uint64{unknown: 3}},
+		{"a start while the latest run is open: its die was lost", func(tr *Tracker) {
+			tr.Started(id, sec(1))
+			tr.Started(id, sec(5))
+			tr.Died(id, sec(6), 0, nil)
+		}, map[int]uint64{unknown: 1, 0: 1}},
+		{"a second die without a start is not a second exit", func(tr *Tracker) {
+			tr.Started(id, sec(1))
+			tr.Died(id, sec(2), 1, nil)
+			tr.Died(id, sec(3), 1, nil)
+		}, map[int]uint64{1: 1}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tr, now := newTestTracker()
+			*now = sec(30)
+			// Verdicts settle after the steps, as a die arriving within
+			// the settle delay would see them.
+			var settling []func()
+			tr.after = func(_ time.Duration, f func()) { settling = append(settling, f) }
+			tr.Upsert(Meta{ID: id, Name: "web", Image: "nginx"})
+			tc.steps(tr)
+			for _, f := range settling {
+				f()
+			}
+			got := countsByCode(tr)
+			if len(got) != len(tc.want) {
+				t.Fatalf("counted %v, want %v", got, tc.want)
+			}
+			for code, n := range tc.want {
+				if got[code] != n {
+					t.Fatalf("counted %v, want %v", got, tc.want)
+				}
+			}
+		})
+	}
+}
+
+// The exporter restarts: what was counted stays counted, what died while
+// it was down is counted once, and an exit still settling when it stopped
+// is counted by the next start.
+func TestStateSurvivesTheExporter(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state")
+	other := "f" + id[1:]
+	before, now := newTestTracker()
+	*now = sec(30)
+	before.after = func(time.Duration, func()) {} // nothing decides: verdicts pending at the stop
+	before.Upsert(Meta{ID: id, Name: "web"})
+	before.Upsert(Meta{ID: other, Name: "db"})
+	before.Started(id, sec(1))
+	before.Started(other, sec(1))
+	before.Died(other, sec(20), 9, nil) // counted, verdict pending at the crash
+	if err := before.SaveState(path); err != nil {
+		t.Fatal(err)
+	}
+
+	after, now2 := newTestTracker()
+	*now2 = sec(60)
+	if err := after.LoadState(path); err != nil {
+		t.Fatal(err)
+	}
+	if c := after.Cursor(); c.After(sec(20)) {
+		t.Fatalf("cursor %v is after the pending death at +20s: its die would not be replayed", c)
+	}
+	after.Upsert(Meta{ID: id, Name: "web"})
+	after.Upsert(Meta{ID: other, Name: "db"})
+	// The replay from the cursor: the pending death again, and a death of
+	// web while the exporter was down.
+	after.Died(other, sec(20), 9, nil)
+	after.Died(id, sec(40), 1, nil)
+	after.Observe(id, exited(0.99, 39.9, 1))
+	after.Observe(other, exited(0.99, 19.9, 9))
+	after.Vanished(map[string]bool{id: true, other: true})
+	if got := countsByCode(after); got[1] != 1 || got[9] != 1 || len(got) != 2 {
+		t.Fatalf("after the restart counted %v, want one exit 1 (web, while down) and one 9 (db, pending at the stop)", got)
+	}
+
+	// A third start after a clean stop counts nothing again.
+	after.Flush()
+	if err := after.SaveState(path); err != nil {
+		t.Fatal(err)
+	}
+	third, now3 := newTestTracker()
+	*now3 = sec(90)
+	if err := third.LoadState(path); err != nil {
+		t.Fatal(err)
+	}
+	third.Died(other, sec(20), 9, nil)
+	third.Died(id, sec(40), 1, nil)
+	third.Observe(id, exited(0.99, 39.9, 1))
+	if got := countsByCode(third); len(got) != 0 {
+		t.Fatalf("a clean restart recounted %v", got)
+	}
+}
+
+func TestCorruptOrMissingStateIsAFreshStart(t *testing.T) {
+	dir := t.TempDir()
+	tr, _ := newTestTracker()
+	if err := tr.LoadState(filepath.Join(dir, "none")); err != ErrNoState {
+		t.Fatalf("missing file: %v, want ErrNoState", err)
+	}
+	for name, body := range map[string]string{
+		"garbage":   "{not json",
+		"version":   `{"version": 99, "cursor": "2026-11-24T12:00:00Z"}`,
+		"no-cursor": `{"version": 1}`,
+		"bad-id":    `{"version": 1, "cursor": "2026-11-24T11:00:00Z", "entries": {"x": {}}}`,
+	} {
+		path := filepath.Join(dir, name)
+		writeFile(t, path, body)
+		if err := tr.LoadState(path); err == nil {
+			t.Errorf("%s: loaded without error", name)
+		}
+		if !tr.Cursor().Equal(t0) || len(tr.ledger.entries) != 0 {
+			t.Errorf("%s: a failed load changed the tracker", name)
+		}
+	}
+}
+
+func writeFile(t *testing.T, path, body string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
