@@ -4,6 +4,8 @@ import (
 	"errors"
 	"io/fs"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,20 +27,42 @@ var (
 	memOOMKillsDesc   = desc("container_oom_kills_total", "Processes the kernel OOM-killed in this cgroup.", containerLabels...)
 )
 
-// memoryCollector reads every Docker container's memory cgroup at scrape
-// time. Containers are found in the cgroup tree itself, so memory series
-// survive a Docker outage; names and images come from the tracker.
+// memoryCollector reads every container's memory cgroup at scrape time.
+// Containers are found in the cgroup tree itself, in Docker's layouts, so
+// memory series survive a Docker outage; names and images come from the
+// tracker. A running container the tracker knows that the scan did not
+// find (a custom --cgroup-parent, podman) is found from its init's
+// /proc/<pid>/cgroup.
 type memoryCollector struct {
 	fs      *cgroupfs.FS
 	tracker *tracker.Tracker
 	health  *source.Health
 	logger  *slog.Logger
 	labels  labelCache[string]
+	// procRoot is where the host's /proc is.
+	procRoot string
+	// byPID holds the cgroups resolved from an init's pid, by container
+	// id; guarded by labels.mu (held from begin to end of a scrape).
+	byPID map[string]*pidPath
 }
+
+// pidPath is a container's memory cgroup as its init's pid gave it, or
+// why it could not.
+type pidPath struct {
+	pid  int
+	path string // "" when the resolution failed
+	// retry is when a failed resolution may be tried again.
+	retry time.Time
+}
+
+// pidRetry is how long a failed resolution from a pid is not tried again
+// (the pid stays the same while the container runs).
+const pidRetry = time.Minute
 
 func init() {
 	registerCollector("memory", true, func(d Deps) (Collector, error) {
-		return &memoryCollector{fs: d.Cgroups, tracker: d.Tracker, health: d.Sources.Source("cgroupfs"), logger: d.Logger}, nil
+		return &memoryCollector{fs: d.Cgroups, tracker: d.Tracker, health: d.Sources.Source("cgroupfs"), logger: d.Logger,
+			procRoot: "/proc"}, nil
 	})
 }
 
@@ -65,22 +89,92 @@ func (c *memoryCollector) Update(ch chan<- prometheus.Metric) error {
 			c.health.Error(c.logger, "reading container memory cgroup", err)
 			continue
 		}
-		v := views[ct.ID]
-		labels := c.labels.get(ct.ID, containerLabels, shortID(ct.ID), v.Name, v.Image)
-		b := make(seriesBatch, 0, 6)
-		b.send(ch, memUsageDesc, prometheus.GaugeValue, float64(m.Usage), labels)
-		b.send(ch, memWorkingSetDesc, prometheus.GaugeValue, float64(m.WorkingSet), labels)
-		if !m.Limit.Unlimited {
-			b.send(ch, memLimitDesc, prometheus.GaugeValue, float64(m.Limit.Bytes), labels)
+		c.send(ch, ct.ID, &m, views[ct.ID], now)
+	}
+	for id, v := range views {
+		if !v.Running || v.Pid <= 0 {
+			continue
 		}
-		sendOptional(ch, &b, memPeakDesc, prometheus.GaugeValue, m.Peak, labels)
-		sendOptional(ch, &b, memLimitHitsDesc, prometheus.CounterValue, m.LimitHits, labels)
-		sendOptional(ch, &b, memOOMKillsDesc, prometheus.CounterValue, m.OOMKills, labels)
-		if m.OOMKills != nil {
-			c.tracker.ObserveOOMKills(ct.ID, *m.OOMKills, now)
+		if _, found := slices.BinarySearchFunc(containers, id, func(ct cgroupfs.Container, id string) int {
+			return strings.Compare(ct.ID, id)
+		}); found {
+			continue
+		}
+		if m, ok := c.memoryByPID(id, v.Pid, now); ok {
+			c.send(ch, id, &m, v, now)
+		}
+	}
+	for id, p := range c.byPID {
+		if v, ok := views[id]; !ok || !v.Running || v.Pid != p.pid {
+			delete(c.byPID, id)
 		}
 	}
 	return nil
+}
+
+// send sends one container's memory series.
+func (c *memoryCollector) send(ch chan<- prometheus.Metric, id string, m *cgroupfs.Memory, v tracker.View, now time.Time) {
+	labels := c.labels.get(id, containerLabels, shortID(id), v.Name, v.Image)
+	b := make(seriesBatch, 0, 6)
+	b.send(ch, memUsageDesc, prometheus.GaugeValue, float64(m.Usage), labels)
+	b.send(ch, memWorkingSetDesc, prometheus.GaugeValue, float64(m.WorkingSet), labels)
+	if !m.Limit.Unlimited {
+		b.send(ch, memLimitDesc, prometheus.GaugeValue, float64(m.Limit.Bytes), labels)
+	}
+	sendOptional(ch, &b, memPeakDesc, prometheus.GaugeValue, m.Peak, labels)
+	sendOptional(ch, &b, memLimitHitsDesc, prometheus.CounterValue, m.LimitHits, labels)
+	sendOptional(ch, &b, memOOMKillsDesc, prometheus.CounterValue, m.OOMKills, labels)
+	if m.OOMKills != nil {
+		c.tracker.ObserveOOMKills(id, *m.OOMKills, now)
+	}
+}
+
+// memoryByPID reads the memory of a running container the scan did not
+// find, from the cgroup its init's pid gave: read from /proc once per
+// (id, pid) and again only when that path vanishes. A process that is
+// gone, or whose cgroup does not name the container (a reused pid), falls
+// back to the scan: no series, no error. Other failures count as errors
+// once per (id, pid) and are tried again after pidRetry.
+func (c *memoryCollector) memoryByPID(id string, pid int, now time.Time) (cgroupfs.Memory, bool) {
+	p := c.byPID[id]
+	if p != nil && p.pid == pid && p.path != "" {
+		m, err := c.fs.Memory(p.path)
+		if err == nil {
+			return m, true
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			c.health.Error(c.logger, "reading container memory cgroup", err)
+			return m, false
+		}
+		p = nil // the path vanished: the process may have moved
+	}
+	if p != nil && p.pid == pid && now.Before(p.retry) {
+		return cgroupfs.Memory{}, false
+	}
+	if c.byPID == nil {
+		c.byPID = map[string]*pidPath{}
+	}
+	path, err := c.fs.ContainerPathOfPID(c.procRoot, id, pid)
+	if err != nil {
+		if p == nil || p.pid != pid {
+			if errors.Is(err, fs.ErrNotExist) {
+				c.logger.Debug("container cgroup not found from its init's pid", "id", shortID(id), "pid", pid, "err", err)
+			} else {
+				c.health.Error(c.logger, "finding container memory cgroup from its init's pid", err)
+			}
+		}
+		c.byPID[id] = &pidPath{pid: pid, retry: now.Add(pidRetry)}
+		return cgroupfs.Memory{}, false
+	}
+	c.byPID[id] = &pidPath{pid: pid, path: path}
+	m, err := c.fs.Memory(path)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			c.health.Error(c.logger, "reading container memory cgroup", err)
+		}
+		return m, false
+	}
+	return m, true
 }
 
 // sendOptional sends a value the cgroup version or kernel may lack; a
