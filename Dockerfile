@@ -34,6 +34,10 @@ LABEL org.opencontainers.image.title="exit137-exporter" \
       org.opencontainers.image.description="Why containers die with exit code 137" \
       org.opencontainers.image.source="https://github.com/exit137-exporter/exit137-exporter"
 COPY exit137-exporter /exit137-exporter
+# --state.path's default directory, writable by the default user; a volume,
+# so that the ledger of counted exits outlives the container.
+COPY --chown=65534:65534 state /var/lib/exit137-exporter
+VOLUME /var/lib/exit137-exporter
 USER 65534:65534
 EXPOSE 9137
 ENTRYPOINT ["/exit137-exporter"]

@@ -33,7 +33,12 @@ var hostMounts = map[string]string{
 	"/var/lib/docker":             "/var/lib/docker", // Docker reports its data root by the host's path
 	"/sys/kernel/tracing":         hostTracefs,
 	"/run/dbus/system_bus_socket": "/var/run/dbus/system_bus_socket",
+	stateDir:                      stateDir, // --state.path's default directory
 }
+
+// stateDir holds the ledger of counted exits (--state.path's default); the
+// only host path the exporter writes besides its trace instance.
+const stateDir = "/var/lib/exit137-exporter"
 
 // checkExporterFlags fails unless the exporter accepts args: with
 // --version added, kingpin parses every flag, then prints and exits.
