@@ -567,6 +567,7 @@ func (s *sequence) laggedCrashLoop() {
 	s.run(runSpec{policy: "on-failure:" + strconv.Itoa(3+s.r.IntN(3)), code: 1 + s.r.IntN(3), sleep: time.Duration(s.r.IntN(100)) * time.Millisecond})
 	time.Sleep(2*time.Second + lag)
 	s.proxy.SetLag(0)
+	time.Sleep(lag) // what was held back is through
 	s.logf("event lag off")
 }
 
