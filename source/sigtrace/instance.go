@@ -93,6 +93,12 @@ func (fs *tracefs) open(name string) (*instance, error) {
 		err = in.write("buffer_size_kb", bufferSizeKB)
 	}
 	if err == nil {
+		// The sender's process, not only its thread: the OOM killer sends
+		// from the allocating thread, which is gone from /proc as soon as
+		// the kill it sent ends it. Older kernels lack the option.
+		if err := in.write("options/record-tgid", "1"); err != nil {
+			fs.logger.Debug("cannot record the senders' thread group ids", "err", err)
+		}
 		err = in.write(eventDir+"/filter", filter)
 	}
 	if err == nil {

@@ -7,13 +7,19 @@ import "bytes"
 //	kill-7129    [000] dN.1.  1425.146786: signal_generate: sig=9 errno=0 code=0 comm=sleep pid=7128 grp=1 res=0
 //
 // The task before the CPU column is the sender (the thread that generated
-// the signal); comm= and pid= name the target thread. Its byte slices
+// the signal), followed by its thread group id "(   7120)" when the
+// instance's record-tgid option is on; comm= and pid= name the target
+// thread. Its byte slices
 // alias the parsed line.
 type Event struct {
 	// SenderComm is the sender's name as the trace saved it; "<...>" when
 	// the kernel had not recorded it yet, "<idle>" for pid 0.
 	SenderComm []byte
 	SenderPID  int
+	// SenderTGID is the sender's thread group (process) id, from the
+	// record-tgid column "(tgid)"; 0 when the line has none or the
+	// kernel had not recorded it ("(-------)").
+	SenderTGID int
 	Signal     int
 	Errno      int
 	// Code is the signal's si_code: 0 SI_USER (kill), -6 SI_TKILL
@@ -53,7 +59,9 @@ func ParseLine(line []byte) (Event, bool) {
 	}
 	task := bytes.TrimSpace(head[:j])
 	if k := bytes.LastIndex(task, []byte(" (")); k >= 0 && bytes.HasSuffix(task, []byte(")")) {
-		task = bytes.TrimSpace(task[:k]) // the record-tgid column "(  tgid)"
+		// The record-tgid column "(  tgid)", "(-------)" when unknown.
+		ev.SenderTGID, _ = parseInt(bytes.TrimSpace(task[k+2 : len(task)-1]))
+		task = bytes.TrimSpace(task[:k])
 	}
 	k := bytes.LastIndexByte(task, '-')
 	if k < 0 {

@@ -25,6 +25,23 @@ const (
 	realLost    = "CPU:1 [LOST 1832 EVENTS]"
 )
 
+// TestParseSenderTGID reads the record-tgid column: the sender's process
+// when the sender is one of its threads (as the OOM killer's allocating
+// thread is).
+func TestParseSenderTGID(t *testing.T) {
+	for line, want := range map[string]int{
+		"          helper-7647    (   7619) [001] dN.2.  1453.980920: signal_generate: sig=9 errno=0 code=128 comm=helper pid=7619 grp=1 res=0": 7619,
+		"            bash-8677    (   8677) [001] d..1.  1452.021063: signal_generate: sig=9 errno=0 code=0 comm=sleep pid=8678 grp=1 res=0":    8677,
+		"           <...>-7650    (-------) [001] dN.2.  1453.980920: signal_generate: sig=9 errno=0 code=128 comm=helper pid=7619 grp=1 res=0": 0,
+		realOOMKill: 0,
+	} {
+		ev, ok := ParseLine([]byte(line))
+		if !ok || ev.SenderTGID != want {
+			t.Errorf("ParseLine(%q): tgid %d, %v; want %d", line, ev.SenderTGID, ok, want)
+		}
+	}
+}
+
 func TestParseLine(t *testing.T) {
 	tests := []struct {
 		name, line     string

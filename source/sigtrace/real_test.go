@@ -73,6 +73,9 @@ func TestRealTracefs(t *testing.T) {
 	if got := readFile(t, filepath.Join(stale, eventDir, "filter")); strings.TrimSpace(got) != filter {
 		t.Errorf("filter %q, want %q (a fresh instance in place of the stale one)", got, filter)
 	}
+	if got := readFile(t, filepath.Join(stale, "options", "record-tgid")); strings.TrimSpace(got) != "1" {
+		t.Errorf("record-tgid %q, want 1 (the senders' processes)", got)
+	}
 
 	// A second source on the same instance stays down and leaves it be.
 	busy := New(Options{Tracefs: other, Instance: instance}, nil, source.NewRegistry().Source(SourceName), testrig.Logger(t))

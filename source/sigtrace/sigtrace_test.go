@@ -125,6 +125,7 @@ func TestEvidenceNamesPids(t *testing.T) {
 	const other = "aa2a1b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f7aa"
 	fp.add(proc{pid: 720, ppid: 700, comm: "helper", loginuid: noLoginUID, cgroup: "/", zombie: true})
 	fp.add(proc{pid: 721, tgid: 720, ppid: 700, comm: "helper", exe: "/helper", loginuid: noLoginUID, cgroup: "/docker/" + containerID})
+	fp.add(proc{pid: 722, tgid: 720, ppid: 700, comm: "helper", exe: "/helper", loginuid: noLoginUID, cgroup: "/"})
 	fp.add(proc{pid: 730, ppid: 700, comm: "worker", exe: "/worker", loginuid: noLoginUID, cgroup: "/docker/" + other})
 	mains := map[int]string{720: containerID, 740: containerID}
 	var got []attribution.Evidence
@@ -138,6 +139,12 @@ func TestEvidenceNamesPids(t *testing.T) {
 	}{
 		{"the OOM killer kills the init from a thread of it",
 			"helper-721 [0] 1.0: signal_generate: sig=9 errno=0 code=128 comm=helper pid=720 grp=1 res=0",
+			&attribution.Evidence{Container: containerID, Sender: ClassKernel, Pid: 720, Comm: "helper", Code: 128, SenderContainer: containerID}},
+		{"from a thread of the init, exiting: its cgroup reads /",
+			"helper-722 [0] 1.0: signal_generate: sig=9 errno=0 code=128 comm=helper pid=720 grp=1 res=0",
+			&attribution.Evidence{Container: containerID, Sender: ClassKernel, Pid: 720, Comm: "helper", Code: 128, SenderContainer: containerID}},
+		{"from a thread of the init, gone: the trace's tgid column",
+			"<...>-723 (    720) [0] 1.0: signal_generate: sig=9 errno=0 code=128 comm=helper pid=720 grp=1 res=0",
 			&attribution.Evidence{Container: containerID, Sender: ClassKernel, Pid: 720, Comm: "helper", Code: 128, SenderContainer: containerID}},
 		{"a task that allocated kills itself, reaped already",
 			"<...>-740 [0] 1.0: signal_generate: sig=9 errno=0 code=128 comm=helper pid=740 grp=1 res=0",
