@@ -213,20 +213,34 @@ func keepState(ctx context.Context, t *tracker.Tracker, path string, logger *slo
 }
 
 // oomKillReader lets the Docker source read a container's cgroup oom_kill
-// counter at its start, OOM and death, before the cgroup is removed.
-func oomKillReader(fs *cgroupfs.FS) func(id string) (uint64, bool) {
+// counter at its start, OOM and death, before the cgroup is removed. The
+// cgroup is found where Docker puts it or, for a custom cgroup parent,
+// from the init's pid at the start, and kept: at the death the init is
+// reaped and its pid says nothing any more.
+func oomKillReader(fs *cgroupfs.FS) func(id string, pid int) (uint64, bool) {
 	if fs == nil {
 		return nil
 	}
-	return func(id string) (uint64, bool) {
-		path, err := fs.ContainerPath(id)
-		if err != nil {
-			return 0, false
+	var mu sync.Mutex
+	paths := map[string]string{}
+	return func(id string, pid int) (uint64, bool) {
+		mu.Lock()
+		path, ok := paths[id]
+		mu.Unlock()
+		if !ok {
+			var err error
+			if path, err = fs.ContainerPathFor("/proc", id, pid); err != nil {
+				return 0, false
+			}
 		}
 		m, err := fs.Memory(path)
+		mu.Lock()
+		defer mu.Unlock()
 		if err != nil || m.OOMKills == nil {
+			delete(paths, id) // the cgroup is gone with the container
 			return 0, false
 		}
+		paths[id] = path
 		return *m.OOMKills, true
 	}
 }

@@ -8,7 +8,6 @@ import (
 
 	"github.com/exit137-exporter/exit137-exporter/collector"
 	"github.com/exit137-exporter/exit137-exporter/source/sigtrace"
-	"github.com/exit137-exporter/exit137-exporter/tracker"
 )
 
 var (
@@ -24,7 +23,7 @@ func init() {
 		if !*sigtraceEnable {
 			return nil
 		}
-		deps.Sigtrace = sigtrace.New(sigtrace.Options{Tracefs: *tracefsPath, ContainerByPID: mainPIDs(deps.Tracker)},
+		deps.Sigtrace = sigtrace.New(sigtrace.Options{Tracefs: *tracefsPath, ContainerByPID: deps.Tracker.ContainerOfInit},
 			deps.Tracker, deps.Sources.Source(sigtrace.SourceName), logger)
 		sourcesStopped.Add(1)
 		go func() {
@@ -33,19 +32,4 @@ func init() {
 		}()
 		return nil
 	})
-}
-
-// mainPIDs maps the main process of a running container, as Docker
-// reported it at the start, to the container: a SIGKILLed main process
-// may be reaped before its cgroup is read. A stopped container's pid may
-// have been reused by now, so it maps nothing.
-func mainPIDs(t *tracker.Tracker) func(pid int) (string, bool) {
-	return func(pid int) (string, bool) {
-		for id, v := range t.Views() {
-			if v.Running && v.Pid == pid {
-				return id, true
-			}
-		}
-		return "", false
-	}
 }

@@ -37,8 +37,9 @@ type Options struct {
 	// socket.
 	Host string
 	// OOMKills reads a container's cgroup oom_kill counter, so that a rise
-	// is seen before the cgroup is removed; nil turns that off.
-	OOMKills func(id string) (uint64, bool)
+	// is seen before the cgroup is removed; pid is the init's when known
+	// (its cgroup is the container's wherever that lives). nil turns it off.
+	OOMKills func(id string, pid int) (uint64, bool)
 	// OnDataRoot is told Docker's data root (for the disk source).
 	OnDataRoot func(path string)
 	// MaxBackoff caps the wait between reconnects.
@@ -180,7 +181,7 @@ func (s *Source) reconcile(ctx context.Context) error {
 		if st, ok := runState(info); ok {
 			s.tracker.Observe(c.ID, st)
 			if st.Running {
-				s.observeOOMKills(c.ID, time.Now())
+				s.observeOOMKills(c.ID, st.Pid, time.Now())
 			}
 		}
 	}
@@ -200,22 +201,24 @@ func (s *Source) handle(ctx context.Context, m events.Message) {
 	case "start":
 		s.tracker.Upsert(metaFromAttributes(id, attrs))
 		s.tracker.Started(id, at)
+		pid := 0
 		if info, err := s.client.ContainerInspect(ctx, id); err == nil {
 			s.tracker.Upsert(metaFromInspect(info))
 			if st, ok := runState(info); ok {
 				s.tracker.DescribeRun(id, at, st)
+				pid = st.Pid
 			}
 		}
-		s.observeOOMKills(id, at)
+		s.observeOOMKills(id, pid, at)
 	case "oom", "kill", "stop":
 		if m.Action == "oom" {
-			s.observeOOMKills(id, at)
+			s.observeOOMKills(id, 0, at)
 		}
 		if e, ok := Evidence(m); ok {
 			s.tracker.AddEvidence(e)
 		}
 	case "die":
-		s.observeOOMKills(id, at)
+		s.observeOOMKills(id, 0, at)
 		s.tracker.Upsert(metaFromAttributes(id, attrs))
 		code, _ := strconv.Atoi(attrs["exitCode"])
 		// A --rm container may be gone already: the event's code and time
@@ -257,11 +260,11 @@ func eventTime(m events.Message) time.Time {
 	return time.Unix(0, m.TimeNano)
 }
 
-func (s *Source) observeOOMKills(id string, at time.Time) {
+func (s *Source) observeOOMKills(id string, pid int, at time.Time) {
 	if s.opts.OOMKills == nil {
 		return
 	}
-	if n, ok := s.opts.OOMKills(id); ok {
+	if n, ok := s.opts.OOMKills(id, pid); ok {
 		s.tracker.ObserveOOMKills(id, n, at)
 	}
 }

@@ -187,7 +187,12 @@ func (s *Source) handle(line []byte, at time.Time) {
 	s.health.Event()
 	detail := describe(&ev, &sender)
 	s.logger.Debug("traced SIGKILL", "sender", class, "container", container, "detail", detail)
-	if inContainer && s.sink != nil {
+	if !inContainer {
+		// Sent all the same, by pid alone: the target may be a container's
+		// init already reaped, which the tracker joins to its exit by pid.
+		container = ""
+	}
+	if s.sink != nil {
 		s.sink.AddEvidence(attribution.Evidence{
 			Container: container,
 			Time:      at,

@@ -52,7 +52,7 @@ func TestSourceTurnsContainerKillsIntoEvidence(t *testing.T) {
 	s, health, evidence := startFake(t, f, proc)
 
 	before := time.Now()
-	// A kill of a host process (no evidence), a lost-events line, a
+	// A kill of a host process (evidence by pid alone), a lost-events line, a
 	// line longer than the buffer, an unparsable one, a SIGTERM (the
 	// filter lets none through), kills that change nothing (not
 	// counted), then a container kill.
@@ -66,6 +66,14 @@ func TestSourceTurnsContainerKillsIntoEvidence(t *testing.T) {
 		"kill-901 [0] 1.0: signal_generate: sig=9 errno=0 code=0 comm=helper pid=710 grp=1 res=0\n"
 	if _, err := f.pipe.WriteString(lines); err != nil {
 		t.Fatal(err)
+	}
+	select {
+	case e := <-evidence:
+		if e.Container != "" || e.Pid != 500 || e.Comm != "sshd" {
+			t.Errorf("the host kill: got %+v, want evidence with no container and pid 500", e)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no evidence for the host kill")
 	}
 	select {
 	case e := <-evidence:
@@ -160,8 +168,9 @@ func TestEvidenceNamesPids(t *testing.T) {
 			&attribution.Evidence{Container: other, Sender: ClassKernel, Pid: 730, Comm: "worker", Code: 128}},
 		{"the idle task", "<idle>-0 [0] 1.0: signal_generate: sig=9 errno=0 code=128 comm=helper pid=710 grp=1 res=0",
 			&attribution.Evidence{Container: containerID, Sender: ClassKernel, Pid: 710, Comm: "helper", Code: 128}},
-		{"a host process the tracker does not know",
-			"helper-721 [0] 1.0: signal_generate: sig=9 errno=0 code=0 comm=sshd pid=500 grp=1 res=0", nil},
+		{"a host process the tracker does not know: evidence by pid alone, for the tracker to join",
+			"helper-721 [0] 1.0: signal_generate: sig=9 errno=0 code=0 comm=sshd pid=500 grp=1 res=0",
+			&attribution.Evidence{Sender: ClassOther, Pid: 500, Comm: "sshd", SenderContainer: containerID}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
