@@ -15,14 +15,23 @@ type ExitKey struct {
 
 type nameKey struct{ name, image string }
 
-// exitCounts holds exit counters keyed by container name, so that counts
-// survive re-creation, and the host totals, which are never dropped.
+// nameSeries is one (name, image) set of exit counters.
+type nameSeries struct {
+	counts map[ExitKey]uint64
+	// last is when the set was last seen live (a container of that name
+	// and image existed) or counting; retention runs from it.
+	last time.Time
+	// touched says it was live or counted an exit since the last expire.
+	touched bool
+}
+
+// exitCounts holds exit counters keyed by container name and image, so
+// that counts survive re-creation, and the host totals, which are never
+// dropped. Each (name, image) set expires on its own: a name redeployed
+// with a new image tag does not carry its old tags' sets for ever.
 type exitCounts struct {
-	byName map[nameKey]map[ExitKey]uint64
-	// released is when the last container of a name went away; the name's
-	// series are dropped Retention after it.
-	released map[string]time.Time
-	host     map[ExitKey]uint64
+	byName map[nameKey]*nameSeries
+	host   map[ExitKey]uint64
 }
 
 // killCauses are the causes a SIGKILL can get; their 137 series are
@@ -34,9 +43,8 @@ var killCauses = []attribution.Cause{
 
 func newExitCounts() exitCounts {
 	e := exitCounts{
-		byName:   map[nameKey]map[ExitKey]uint64{},
-		released: map[string]time.Time{},
-		host:     map[ExitKey]uint64{},
+		byName: map[nameKey]*nameSeries{},
+		host:   map[ExitKey]uint64{},
 	}
 	preinitKills(e.host)
 	return e
@@ -48,23 +56,32 @@ func preinitKills(m map[ExitKey]uint64) {
 	}
 }
 
-// hold makes sure a live container's series exist.
+// hold makes sure a live container's series exist; their retention
+// restarts at the next expire.
 func (e *exitCounts) hold(name, image string) {
 	if name == "" {
 		return
 	}
-	delete(e.released, name)
 	k := nameKey{name, image}
-	if _, ok := e.byName[k]; !ok {
-		e.byName[k] = map[ExitKey]uint64{}
-		preinitKills(e.byName[k])
+	s, ok := e.byName[k]
+	if !ok {
+		s = &nameSeries{counts: map[ExitKey]uint64{}}
+		preinitKills(s.counts)
+		e.byName[k] = s
 	}
+	s.touched = true
 }
 
-// release starts a name's retention.
+// release starts the retention of a name's sets: its container went away
+// or was renamed.
 func (e *exitCounts) release(name string, now time.Time) {
-	if name != "" {
-		e.released[name] = now
+	if name == "" {
+		return
+	}
+	for k, s := range e.byName {
+		if k.name == name {
+			s.last, s.touched = now, false
+		}
 	}
 }
 
@@ -74,28 +91,18 @@ func (e *exitCounts) count(name, image string, k ExitKey) {
 		return
 	}
 	e.hold(name, image)
-	e.byName[nameKey{name, image}][k]++
+	e.byName[nameKey{name, image}].counts[k]++
 }
 
-// expire drops the series of names that have had no container for longer
-// than retention.
-func (e *exitCounts) expire(live map[string]bool, now time.Time, retention time.Duration) {
-	for k := range e.byName {
-		if live[k.name] {
-			continue
-		}
-		at, ok := e.released[k.name]
-		if !ok {
-			e.released[k.name] = now
-			continue
-		}
-		if now.Sub(at) > retention {
+// expire drops the (name, image) sets that no existing container holds
+// and that counted no exit for longer than retention.
+func (e *exitCounts) expire(live map[nameKey]bool, now time.Time, retention time.Duration) {
+	for k, s := range e.byName {
+		switch {
+		case live[k] || s.touched:
+			s.last, s.touched = now, false
+		case now.Sub(s.last) > retention:
 			delete(e.byName, k)
-		}
-	}
-	for name := range e.released {
-		if live[name] {
-			delete(e.released, name)
 		}
 	}
 }
@@ -107,19 +114,19 @@ type ExitSeries struct {
 	Count uint64
 }
 
-// ExitSeries returns the per-name counters (after expiring old names) and
+// ExitSeries returns the per-name counters (after expiring old sets) and
 // the host totals, in no order (the registry sorts what it serves).
 func (t *Tracker) ExitSeries() (byName, host []ExitSeries) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	live := make(map[string]bool, len(t.containers))
+	live := make(map[nameKey]bool, len(t.containers))
 	for _, c := range t.containers {
-		live[c.Name] = true
+		live[nameKey{c.Name, c.Image}] = true
 	}
 	t.exits.expire(live, t.now(), t.cfg.Retention)
 	byName = make([]ExitSeries, 0, (len(killCauses)+1)*len(t.exits.byName))
-	for k, counts := range t.exits.byName {
-		for ek, n := range counts {
+	for k, set := range t.exits.byName {
+		for ek, n := range set.counts {
 			byName = append(byName, ExitSeries{Name: k.name, Image: k.image, ExitKey: ek, Count: n})
 		}
 	}

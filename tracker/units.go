@@ -38,3 +38,14 @@ func (t *Tracker) ContainerOfInit(pid int) (string, bool) {
 	}
 	return "", false
 }
+
+// SetSystemdUnit records the systemd unit that owns a known container (as
+// the systemd source associates them); an unknown id is ignored, so that
+// a late association does not bring back a removed container.
+func (t *Tracker) SetSystemdUnit(id, unit string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if c, ok := t.containers[id]; ok && unit != "" {
+		c.SystemdUnit = unit
+	}
+}

@@ -38,7 +38,7 @@ func main() {
 		diskThreshold:  serveCmd.Flag("disk.threshold", "Used ratio at or above which a watched filesystem is under pressure.").Default("0.95").Float64(),
 		settle:         serveCmd.Flag("attribution.settle", "How long after a death to wait for late evidence before deciding.").Default("2s").Duration(),
 		window:         serveCmd.Flag("attribution.window", "How far before a death evidence may lie.").Default("30s").Duration(),
-		retention:      serveCmd.Flag("exits.retention", "How long a removed container name keeps its exit series.").Default("1h").Duration(),
+		retention:      serveCmd.Flag("exits.retention", "How long a (name, image) set of exit series, and a systemd unit's PartOf= stop series, stay after no container (unit) of it exists and it last counted.").Default("1h").Duration(),
 		statePath:      serveCmd.Flag("state.path", "File that keeps which exits were counted across exporter restarts (a volume in a container); empty keeps nothing.").Default("/var/lib/exit137-exporter/state.json").String(),
 		logConfig:      &promslog.Config{},
 	}

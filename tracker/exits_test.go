@@ -1,0 +1,84 @@
+package tracker
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// images lists the images of a name's exit series.
+func images(tr *Tracker, name string) map[string]bool {
+	byName, _ := tr.ExitSeries()
+	out := map[string]bool{}
+	for _, s := range byName {
+		if s.Name == name {
+			out[s.Image] = true
+		}
+	}
+	return out
+}
+
+// TestRedeployExpiresOldImages: a live name redeployed ten times with new
+// tags keeps only the live tag's set once the retention has run out
+// since each old tag last counted.
+func TestRedeployExpiresOldImages(t *testing.T) {
+	tr, now := newTestTracker()
+	for i := range 11 {
+		cid := strings.Repeat(fmt.Sprintf("%x", i%16), 64)
+		tr.Upsert(Meta{ID: cid, Name: "web", Image: fmt.Sprintf("app:v%d", i)})
+		tr.Started(cid, *now)
+		tr.ExitSeries() // a scrape sees each deploy live
+		*now = now.Add(time.Minute)
+		if i < 10 {
+			tr.Died(cid, *now, 137, nil)
+			tr.Removed(cid, *now)
+		}
+	}
+	if got := images(tr, "web"); len(got) != 11 {
+		t.Fatalf("within the retention every tag keeps its set: %v", got)
+	}
+	*now = now.Add(time.Hour + time.Second)
+	got := images(tr, "web")
+	if len(got) != 1 || !got["app:v10"] {
+		t.Fatalf("a day of redeploys: want only the live tag's set, got %v", got)
+	}
+	if hostCount(tr, 137) != 10 {
+		t.Fatalf("host totals keep every kill: %d", hostCount(tr, 137))
+	}
+}
+
+// TestLateExitRestartsRetention: an exit counted after its container was
+// removed (a --rm container decided after the settle) keeps its set a
+// full retention from the count.
+func TestLateExitRestartsRetention(t *testing.T) {
+	tr, now := newTestTracker()
+	tr.Upsert(Meta{ID: id, Name: "job", Image: "batch:1"})
+	tr.Started(id, *now)
+	tr.Removed(id, *now)
+	*now = now.Add(50 * time.Minute)
+	tr.exits.count("job", "batch:1", ExitKey{ExitCode: 1, Signal: "", Cause: "none"})
+	tr.ExitSeries()
+	*now = now.Add(59 * time.Minute)
+	if len(images(tr, "job")) != 1 {
+		t.Fatal("a set that counted an exit 59 minutes ago was dropped")
+	}
+	*now = now.Add(2 * time.Minute)
+	if len(images(tr, "job")) != 0 {
+		t.Fatal("a set with no container and no exit for over an hour kept")
+	}
+}
+
+// TestRenameKeepsPidAndUnit: an event that names only the container (a
+// rename) keeps the run's pid and the unit the systemd source set.
+func TestRenameKeepsPidAndUnit(t *testing.T) {
+	tr, _ := newTestTracker()
+	tr.Upsert(Meta{ID: id, Name: "web", Image: "nginx", Pid: 4242})
+	tr.Started(id, t0)
+	tr.SetSystemdUnit(id, "web.service")
+	tr.Upsert(Meta{ID: id, Name: "web-renamed"})
+	v := tr.Views()[id]
+	if v.Pid != 4242 || v.SystemdUnit != "web.service" || v.Image != "nginx" || v.Name != "web-renamed" {
+		t.Fatalf("after a rename: %+v", v.Meta)
+	}
+}
