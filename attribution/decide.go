@@ -2,6 +2,8 @@ package attribution
 
 import (
 	"cmp"
+	"encoding/json"
+	"math"
 	"slices"
 	"time"
 )
@@ -15,7 +17,8 @@ const ClockSkew = 2 * time.Second
 type Cited struct {
 	Evidence
 	// Offset is Evidence.Time − Exit.Time: negative means before the death.
-	Offset time.Duration `json:"offset"`
+	// In JSON it is offset_seconds, a number of seconds (MarshalJSON).
+	Offset time.Duration `json:"-"`
 	// Decisive marks the evidence the verdict rests on (the evidence of
 	// the rule that won); how much each piece weighs is its Strength.
 	Decisive bool `json:"decisive"`
@@ -23,6 +26,30 @@ type Cited struct {
 	// of the init's death; empty when it points at none (a SIGKILL traced
 	// to another process of the container, a lone SIGTERM).
 	Strength Strength `json:"strength,omitempty"`
+}
+
+// citedJSON is Cited as JSON: the offset in seconds, the unit in its name.
+type citedJSON struct {
+	plainCited
+	OffsetSeconds float64 `json:"offset_seconds"`
+}
+
+type plainCited Cited
+
+// MarshalJSON writes the offset as offset_seconds.
+func (c Cited) MarshalJSON() ([]byte, error) {
+	return json.Marshal(citedJSON{plainCited(c), c.Offset.Seconds()})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (c *Cited) UnmarshalJSON(data []byte) error {
+	var j citedJSON
+	if err := json.Unmarshal(data, &j); err != nil {
+		return err
+	}
+	*c = Cited(j.plainCited)
+	c.Offset = time.Duration(math.Round(j.OffsetSeconds * float64(time.Second)))
+	return nil
 }
 
 // Verdict is the answer for one exit, with the evidence behind it.
