@@ -249,7 +249,7 @@ func (s *sequence) step() {
 		{"pause", 5, func() { s.sleep(200, 1500) }},
 	}
 	if !s.cfg.stateless {
-		ops = append(ops, op{"exporter-restart", 5, s.exporterRestart})
+		ops = append(ops, op{"exporter-restart", 8, s.exporterRestart})
 	}
 	if s.cfg.dockerd {
 		ops = append(ops, op{"dockerd-restart", 1, s.dockerdRestart})
