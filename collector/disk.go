@@ -19,6 +19,9 @@ var (
 	diskInodesUsageRatioDesc = desc("disk_inodes_usage_ratio",
 		"Used fraction of the inodes of the filesystem holding a watched path (0 where the filesystem has no inode limit).",
 		"path")
+	diskStuckDesc = desc("disk_stuck",
+		"1 while statfs of a watched path has not returned within its timeout (a hung NFS or FUSE mount): its ratios are absent and it is not measured again until the call returns.",
+		"path")
 )
 
 type diskCollector struct {
@@ -29,9 +32,10 @@ func newDiskCollector(deps Deps) (Collector, error) {
 	return &diskCollector{source: deps.Disk}, nil
 }
 
-// Update measures every watched path; a path statfs cannot measure is
-// left out (the disk source counts the error). It fails only when no
-// path could be measured.
+// Update reads the disk source's last samples of every watched path (it
+// never waits on a statfs); a path statfs cannot measure has no ratios
+// (the disk source counts the error), and a stuck one says so. It fails
+// only when no path could be measured.
 func (c *diskCollector) Update(ch chan<- prometheus.Metric) error {
 	if c.source == nil {
 		return ErrNoData
@@ -43,6 +47,11 @@ func (c *diskCollector) Update(ch chan<- prometheus.Metric) error {
 	var firstErr error
 	measured := 0
 	for _, u := range usage {
+		stuck := 0.0
+		if u.Stuck {
+			stuck = 1
+		}
+		ch <- prometheus.MustNewConstMetric(diskStuckDesc, prometheus.GaugeValue, stuck, u.Path)
 		if u.Err != nil {
 			if firstErr == nil {
 				firstErr = u.Err

@@ -39,11 +39,15 @@ func TestDiskCollector(t *testing.T) {
 # HELP exit137_disk_inodes_usage_ratio Used fraction of the inodes of the filesystem holding a watched path (0 where the filesystem has no inode limit).
 # TYPE exit137_disk_inodes_usage_ratio gauge
 exit137_disk_inodes_usage_ratio{path="DIR"} 0.5
+# HELP exit137_disk_stuck 1 while statfs of a watched path has not returned within its timeout (a hung NFS or FUSE mount): its ratios are absent and it is not measured again until the call returns.
+# TYPE exit137_disk_stuck gauge
+exit137_disk_stuck{path="DIR"} 0
+exit137_disk_stuck{path="MISSING"} 0
 # HELP exit137_disk_usage_ratio Used fraction of the filesystem holding a watched path, as df computes Use%.
 # TYPE exit137_disk_usage_ratio gauge
 exit137_disk_usage_ratio{path="DIR"} 0.5
 `
-	if err := testutil.CollectAndCompare(kmsgDiskPromCollector{c}, strings.NewReader(strings.ReplaceAll(want, "DIR", dir))); err != nil {
+	if err := testutil.CollectAndCompare(kmsgDiskPromCollector{c}, strings.NewReader(strings.NewReplacer("DIR", dir, "MISSING", missing).Replace(want))); err != nil {
 		t.Error(err)
 	}
 	if problems, err := testutil.CollectAndLint(kmsgDiskPromCollector{c}); err != nil || len(problems) > 0 {
@@ -65,7 +69,7 @@ func TestDiskCollectorNoData(t *testing.T) {
 	if err := c.Update(ch); err == nil || errors.Is(err, ErrNoData) || !errors.Is(err, unix.ENOENT) {
 		t.Errorf("all paths broken: Update = %v, want the statfs error", err)
 	}
-	if len(ch) != 0 {
-		t.Errorf("%d metrics sent", len(ch))
+	if len(ch) != 1 { // exit137_disk_stuck 0 of the broken path
+		t.Errorf("%d metrics sent, want the stuck gauge alone", len(ch))
 	}
 }

@@ -79,6 +79,7 @@ func serve(cfg serveConfig, logger *slog.Logger) error {
 	}
 
 	diskSource.Usage() // sets the disk source's health before the first scrape
+	go diskSource.Run(ctx) // statfs off the scrape and the death: a hung mount holds up neither
 	if !*cfg.dockerOff {
 		src, err := docker.New(docker.Options{
 			Host:       *cfg.dockerHost,

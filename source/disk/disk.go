@@ -1,10 +1,13 @@
 // Package disk watches the filesystems whose exhaustion can take a
 // container down: Docker's data root, its log path and configured paths.
-// It measures them with statfs(2) when asked — on each scrape and at each
-// container death — and keeps no state beyond the list of paths.
+// It measures them with statfs(2) in the background, each call bounded by
+// a timeout, so that a hung mount never holds up a scrape or the counting
+// of a death; the scrape and the death probe read the last samples.
 package disk
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -26,7 +29,7 @@ const SourceName = "disk"
 // pressure when New is given no usable threshold.
 const DefaultThreshold = 0.95
 
-// Usage is one path's filesystem, measured now.
+// Usage is one path's filesystem, as last measured.
 type Usage struct {
 	Path string
 	// UsedRatio is used / (used + available to unprivileged users), as df
@@ -35,19 +38,56 @@ type Usage struct {
 	// InodesUsedRatio is used inodes / all inodes; 0 on filesystems
 	// without a fixed inode count (btrfs reports 0 files).
 	InodesUsedRatio float64
-	// Err is set when statfs failed; the ratios are then 0.
+	// Err is set when statfs failed or is stuck; the ratios are then 0.
 	Err error
+	// Stuck says statfs has not returned within the timeout (a hung NFS or
+	// FUSE mount); it is not called again for the path until it returns.
+	Stuck bool
+	// At is when the sample was taken.
+	At time.Time
 }
 
-// Source measures the watched paths with statfs.
+const (
+	// Timeout is how long a statfs may take before its path is stuck.
+	Timeout = time.Second
+	// Interval is how often Run samples every path; a sample older than
+	// twice this is stale and Usage measures again.
+	Interval = 2 * time.Second
+)
+
+// ErrStuck is the error of a path whose statfs does not return.
+var ErrStuck = errors.New("statfs did not return")
+
+// statfs is unix.Statfs; tests replace it.
+var statfs = unix.Statfs
+
+// Source measures the watched paths with statfs, off the hot path: Run
+// samples them in the background, each statfs bounded by Timeout; Usage
+// and Pressure (on the scrape and at each death) read the last samples,
+// and measure only what is stale (without Run: the explain command,
+// tests), never waiting longer than Timeout.
 type Source struct {
 	threshold float64
 	health    *source.Health
 	logger    *slog.Logger
+	// timeout and interval are Timeout and Interval; tests shorten them.
+	timeout, interval time.Duration
+	kick              chan struct{}
 
 	mu      sync.Mutex
 	paths   []string
-	lastErr map[string]string // path → last statfs error, "" when fine
+	watches map[string]*watch
+}
+
+// watch is one path's last sample and its statfs in flight.
+type watch struct {
+	last Usage
+	// done is non-nil while a statfs runs, closed when it returns; started
+	// is when it began.
+	done    chan struct{}
+	started time.Time
+	// lastErr is the last error counted and logged, "" when fine.
+	lastErr string
 }
 
 // New watches paths. threshold is a ratio (0.95); a value above 1 is
@@ -65,7 +105,8 @@ func New(paths []string, threshold float64, health *source.Health, logger *slog.
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Source{threshold: threshold, health: health, logger: logger, lastErr: map[string]string{}}
+	s := &Source{threshold: threshold, health: health, logger: logger, timeout: Timeout, interval: Interval,
+		kick: make(chan struct{}, 1), watches: map[string]*watch{}}
 	for _, p := range paths {
 		s.AddPath(p)
 	}
@@ -74,7 +115,7 @@ func New(paths []string, threshold float64, health *source.Health, logger *slog.
 
 // AddPath watches one more path (Docker's data root, once the Docker
 // source knows it). Paths are cleaned; a path already watched, or empty,
-// is ignored. Safe for concurrent use.
+// is ignored. Run samples a new path at once. Safe for concurrent use.
 func (s *Source) AddPath(p string) {
 	if p == "" {
 		return
@@ -84,6 +125,11 @@ func (s *Source) AddPath(p string) {
 	defer s.mu.Unlock()
 	if !slices.Contains(s.paths, p) {
 		s.paths = append(s.paths, p)
+		s.watches[p] = &watch{}
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -97,61 +143,176 @@ func (s *Source) Paths() []string {
 // Threshold is the used ratio at or above which a path is under pressure.
 func (s *Source) Threshold() float64 { return s.threshold }
 
-// Usage measures every watched path now. A path whose statfs fails is
-// returned with Err set (and counted as a source error when its error
-// changes); the source is up while at least one path can be measured.
-func (s *Source) Usage() []Usage {
-	paths := s.Paths()
-	usage := make([]Usage, len(paths))
-	var (
-		anyOK    bool
-		firstErr error
-	)
-	for i, p := range paths {
-		usage[i] = measure(p)
-		if usage[i].Err == nil {
-			anyOK = true
-		} else if firstErr == nil {
-			firstErr = usage[i].Err
+// Run samples every watched path each Interval, and a new path at once,
+// until ctx ends.
+func (s *Source) Run(ctx context.Context) {
+	tick := time.NewTicker(s.interval)
+	defer tick.Stop()
+	for {
+		s.Measure()
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-s.kick:
 		}
 	}
+}
 
+// Usage returns every watched path's last sample, measuring the paths
+// whose sample is stale (older than twice Interval, or none) first, for
+// at most Timeout. A path whose statfs failed or is stuck has Err set.
+func (s *Source) Usage() []Usage {
+	now := time.Now()
 	s.mu.Lock()
-	var newErrs []error
-	for _, u := range usage {
-		msg := ""
-		if u.Err != nil {
-			msg = u.Err.Error()
-		}
-		if s.lastErr[u.Path] != msg {
-			if msg != "" {
-				newErrs = append(newErrs, u.Err)
-			} else {
-				s.logger.Info("watched path measurable again", "evidence_source", s.health.Name(), "path", u.Path)
-			}
-			s.lastErr[u.Path] = msg
+	var stale []string
+	for _, p := range s.paths {
+		if w := s.watches[p]; w.last.At.IsZero() || now.Sub(w.last.At) > 2*s.interval {
+			stale = append(stale, p)
 		}
 	}
 	s.mu.Unlock()
+	if len(stale) > 0 {
+		s.measure(stale)
+	}
+	return s.samples()
+}
 
-	for _, err := range newErrs {
-		s.health.Error(s.logger, "cannot measure watched path", err)
+// samples returns the last samples, in the order of Paths.
+func (s *Source) samples() []Usage {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	usage := make([]Usage, len(s.paths))
+	for i, p := range s.paths {
+		usage[i] = s.watches[p].last
+		usage[i].Path = p
+	}
+	return usage
+}
+
+// Measure samples every watched path now, waiting at most Timeout, and
+// returns the samples.
+func (s *Source) Measure() []Usage {
+	s.measure(s.Paths())
+	return s.samples()
+}
+
+// measure starts a statfs for each path that has none in flight, waits
+// for them until the timeout, marks the paths whose statfs is still
+// running stuck, and updates the source's health.
+func (s *Source) measure(paths []string) {
+	now := time.Now()
+	dones := make([]chan struct{}, 0, len(paths))
+	s.mu.Lock()
+	for _, p := range paths {
+		w := s.watches[p]
+		if w.done == nil {
+			w.done, w.started = make(chan struct{}), now
+			go s.statfs(p, w)
+		}
+		dones = append(dones, w.done)
+	}
+	s.mu.Unlock()
+
+	deadline := time.NewTimer(s.timeout)
+	defer deadline.Stop()
+wait:
+	for _, done := range dones {
+		select {
+		case <-done:
+		case <-deadline.C:
+			break wait
+		}
+	}
+
+	at := time.Now()
+	s.mu.Lock()
+	for _, p := range paths {
+		if w := s.watches[p]; w.done != nil {
+			w.last = Usage{Path: p, Stuck: true, At: at,
+				Err: fmt.Errorf("statfs %s: %w for %s", p, ErrStuck, at.Sub(w.started).Round(time.Millisecond))}
+		}
+	}
+	s.mu.Unlock()
+	s.account()
+}
+
+// statfs measures one path and stores the sample; a stuck call stores it
+// whenever it returns.
+func (s *Source) statfs(p string, w *watch) {
+	u := measure(p)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u.At = time.Now()
+	w.last = u
+	close(w.done)
+	w.done = nil
+}
+
+// account counts and logs each path's change of error, and sets the
+// source's health: up while at least one path can be measured.
+func (s *Source) account() {
+	type change struct {
+		path string
+		err  error
+	}
+	var (
+		changes  []change
+		anyOK    bool
+		firstErr error
+	)
+	s.mu.Lock()
+	for _, p := range s.paths {
+		w := s.watches[p]
+		if w.last.At.IsZero() {
+			continue // not measured yet
+		}
+		msg := ""
+		if w.last.Err != nil {
+			msg = w.last.Err.Error()
+			if firstErr == nil {
+				firstErr = w.last.Err
+			}
+		} else {
+			anyOK = true
+		}
+		// A stuck path's message carries its duration: compare the kind.
+		if w.last.Stuck {
+			msg = "stuck"
+		}
+		if w.lastErr != msg {
+			changes = append(changes, change{p, w.last.Err})
+			w.lastErr = msg
+		}
+	}
+	none := len(s.paths) == 0
+	s.mu.Unlock()
+
+	for _, c := range changes {
+		switch {
+		case c.err == nil:
+			s.logger.Info("watched path measurable again", "evidence_source", s.health.Name(), "path", c.path)
+		case errors.Is(c.err, ErrStuck):
+			s.health.Error(s.logger, "statfs of a watched path does not return (a hung NFS or FUSE mount?); "+
+				"it is marked stuck and not measured again until it returns", c.err)
+		default:
+			s.health.Error(s.logger, "cannot measure watched path", c.err)
+		}
 	}
 	switch {
 	case anyOK:
 		s.health.SetUp(true, s.logger, nil)
 	case firstErr != nil:
 		s.health.SetUp(false, s.logger, firstErr)
-	default:
+	case none:
 		s.health.SetUp(false, s.logger, fmt.Errorf("no path to watch"))
 	}
-	return usage
 }
 
 func measure(path string) Usage {
 	u := Usage{Path: path}
 	var st unix.Statfs_t
-	if err := unix.Statfs(path, &st); err != nil {
+	if err := statfs(path, &st); err != nil {
 		u.Err = fmt.Errorf("statfs %s: %w", path, err)
 		return u
 	}
@@ -171,7 +332,7 @@ func measure(path string) Usage {
 
 // Pressure returns one host-wide KindDiskPressure evidence, stamped now,
 // for each watched path whose space or inodes are used at or above the
-// threshold.
+// threshold, from the last samples (Usage).
 func (s *Source) Pressure(now time.Time) []attribution.Evidence {
 	var ev []attribution.Evidence
 	for _, u := range s.Usage() {

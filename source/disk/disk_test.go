@@ -79,6 +79,7 @@ func TestPressureOnFullTmpfs(t *testing.T) {
 	if err := os.Remove(filepath.Join(full, "blob")); err != nil {
 		t.Fatal(err)
 	}
+	s.Measure() // what Run does every Interval
 	if ev := s.Pressure(now); len(ev) != 0 {
 		t.Errorf("Pressure after rm = %+v", ev)
 	}
@@ -117,6 +118,7 @@ func TestInodePressure(t *testing.T) {
 
 	// Space and inodes both.
 	fill(t, filepath.Join(dir, "f0"), 1000<<10)
+	s.Measure()
 	ev = s.Pressure(time.Now())
 	if len(ev) != 1 || !regexp.MustCompile(` 9\d\.\d% used, inodes 100\.0% used \(threshold 95%\)$`).MatchString(ev[0].Detail) {
 		t.Errorf("Pressure = %+v", ev)
@@ -150,7 +152,7 @@ func TestErroredPathsAndHealth(t *testing.T) {
 	if got := s.Paths(); len(got) != 2 || got[1] != good {
 		t.Fatalf("Paths = %v", got)
 	}
-	u = s.Usage()
+	u = s.Usage() // the new path is measured, the other is fresh
 	if len(u) != 2 || u[0].Err == nil || u[1].Err != nil {
 		t.Fatalf("Usage = %+v", u)
 	}
@@ -162,13 +164,13 @@ func TestErroredPathsAndHealth(t *testing.T) {
 	if err := os.Mkdir(missing, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if u := s.Usage(); u[0].Err != nil {
+	if u := s.Measure(); u[0].Err != nil {
 		t.Fatalf("Usage = %+v", u)
 	}
 	if err := os.Remove(missing); err != nil {
 		t.Fatal(err)
 	}
-	s.Usage()
+	s.Measure()
 	if health.Errors() != 2 {
 		t.Errorf("errors = %d, want 2", health.Errors())
 	}
