@@ -219,6 +219,20 @@ func (l *ledger) died(id string, ev time.Time) (ended, attached *run) {
 	return nil, nil
 }
 
+// diedAt returns the run whose die event was stamped at, or nil.
+func (l *ledger) diedAt(id string, at time.Time) *run {
+	e, ok := l.entries[id]
+	if !ok {
+		return nil
+	}
+	for _, r := range []*run{e.Latest, e.Prev} {
+		if r != nil && r.DieEvent.Equal(at) {
+			return r
+		}
+	}
+	return nil
+}
+
 // observe applies a reconcile's inspect of a listed container. horizon is
 // the earliest time the exporter's event subscription covers: an exit
 // before it, of a container the ledger never knew, is history.

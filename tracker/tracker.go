@@ -224,6 +224,25 @@ func (t *Tracker) Died(id string, at time.Time, exitCode int, inspected *RunStat
 	return true
 }
 
+// DescribeDeath attaches an inspect made after the die event stamped at,
+// when it came too late for Died (it is made off the event loop): the
+// exact finish time and the OOMKilled flag, if the inspect is of the run
+// that ended and its verdict is still pending.
+func (t *Tracker) DescribeDeath(id string, at time.Time, st RunState) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r := t.ledger.diedAt(id, at)
+	if r == nil || st.Running || !r.isRun(st.StartedAt) {
+		return
+	}
+	if p := t.pending[r]; p != nil && !p.decided {
+		if !st.FinishedAt.IsZero() && !st.FinishedAt.After(at) {
+			p.exit.Time = st.FinishedAt
+		}
+		p.exit.OOMKilled = st.OOMKilled
+	}
+}
+
 // Observe applies a reconcile's inspect of a container the runtime lists:
 // exits that happened while no event could be received are counted once,
 // and exits from before the horizon set the last-exit gauges only.
@@ -342,6 +361,9 @@ func (t *Tracker) decide(r *run, p *pendingExit) {
 	p.decided = true
 	defer t.wg.Done()
 	exit := p.exit
+	if exit.Pid == 0 {
+		exit.Pid = r.Pid // the start's inspect landed after the death
+	}
 	ev := t.evidence.around(exit.ContainerID, exit.Pid, exit.Time.Add(-t.cfg.Window), exit.Time.Add(attribution.ClockSkew))
 	t.mu.Unlock()
 

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"log/slog"
 	"strconv"
@@ -53,7 +54,23 @@ type Source struct {
 	tracker *tracker.Tracker
 	health  *source.Health
 	logger  *slog.Logger
+	// inspects feed the workers that make the inspect after a start or a
+	// die off the event loop, one queue per worker; a container always
+	// goes to the same one, so its inspects stay in order. nil: inline.
+	inspects []chan inspectJob
 }
+
+// inspectJob is an inspect owed to the start or die event stamped at.
+type inspectJob struct {
+	id  string
+	at  time.Time
+	die bool
+}
+
+const (
+	inspectWorkers = 4
+	inspectQueue   = 1024
+)
 
 // New makes the client; it does not connect.
 func New(opts Options, t *tracker.Tracker, health *source.Health, logger *slog.Logger) (*Source, error) {
@@ -73,7 +90,59 @@ func New(opts Options, t *tracker.Tracker, health *source.Health, logger *slog.L
 
 // Run follows the daemon until ctx ends, reconnecting with backoff.
 func (s *Source) Run(ctx context.Context) {
+	s.inspects = make([]chan inspectJob, inspectWorkers)
+	for i := range s.inspects {
+		s.inspects[i] = make(chan inspectJob, inspectQueue)
+		go func(jobs <-chan inspectJob) {
+			for {
+				select {
+				case job := <-jobs:
+					s.inspect(ctx, job)
+				case <-ctx.Done():
+					return
+				}
+			}
+		}(s.inspects[i])
+	}
 	source.Reconnect(ctx, s.health, s.logger, s.opts.MaxBackoff, s.session)
+}
+
+// queueInspect hands the inspect a start or die event owes to its
+// container's worker: under a burst of deaths the event loop goes on
+// counting while dockerd answers. A full queue makes it inline.
+func (s *Source) queueInspect(ctx context.Context, job inspectJob) {
+	if len(s.inspects) > 0 {
+		h := fnv.New32a()
+		_, _ = h.Write([]byte(job.id))
+		select {
+		case s.inspects[h.Sum32()%uint32(len(s.inspects))] <- job:
+			return
+		default:
+		}
+	}
+	s.inspect(ctx, job)
+}
+
+// inspect completes what a start or die event said: after a start the
+// run's init pid (and the oom_kill baseline of its cgroup), after a die
+// the exact finish time and the OOMKilled flag, each only if the inspect
+// is of that run. A --rm container may be gone already: the event stands.
+func (s *Source) inspect(ctx context.Context, job inspectJob) {
+	info, err := s.client.ContainerInspect(ctx, job.id)
+	if err != nil {
+		return
+	}
+	st, ok := runState(info)
+	if !ok {
+		return
+	}
+	if job.die {
+		s.tracker.DescribeDeath(job.id, job.at, st)
+		return
+	}
+	s.tracker.Upsert(metaFromInspect(info))
+	s.tracker.DescribeRun(job.id, job.at, st)
+	s.observeOOMKills(job.id, st.Pid, job.at)
 }
 
 // replayOverlap is how far before the cursor a replay starts: the daemon
@@ -201,15 +270,7 @@ func (s *Source) handle(ctx context.Context, m events.Message) {
 	case "start":
 		s.tracker.Upsert(metaFromAttributes(id, attrs))
 		s.tracker.Started(id, at)
-		pid := 0
-		if info, err := s.client.ContainerInspect(ctx, id); err == nil {
-			s.tracker.Upsert(metaFromInspect(info))
-			if st, ok := runState(info); ok {
-				s.tracker.DescribeRun(id, at, st)
-				pid = st.Pid
-			}
-		}
-		s.observeOOMKills(id, pid, at)
+		s.queueInspect(ctx, inspectJob{id: id, at: at})
 	case "oom", "kill", "stop":
 		if m.Action == "oom" {
 			s.observeOOMKills(id, 0, at)
@@ -221,15 +282,9 @@ func (s *Source) handle(ctx context.Context, m events.Message) {
 		s.observeOOMKills(id, 0, at)
 		s.tracker.Upsert(metaFromAttributes(id, attrs))
 		code, _ := strconv.Atoi(attrs["exitCode"])
-		// A --rm container may be gone already: the event's code and time
-		// then stand alone.
-		var inspected *tracker.RunState
-		if info, err := s.client.ContainerInspect(ctx, id); err == nil {
-			if st, ok := runState(info); ok {
-				inspected = &st
-			}
+		if s.tracker.Died(id, at, code, nil) {
+			s.queueInspect(ctx, inspectJob{id: id, at: at, die: true})
 		}
-		s.tracker.Died(id, at, code, inspected)
 	case "destroy":
 		s.tracker.Removed(id, at)
 	}
