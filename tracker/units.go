@@ -1,5 +1,7 @@
 package tracker
 
+import "time"
+
 // IDByName returns the id of the container called name (a leading slash
 // is ignored), preferring a running one when a dead one of the same name
 // is still known.
@@ -49,3 +51,7 @@ func (t *Tracker) SetSystemdUnit(id, unit string) {
 		c.SystemdUnit = unit
 	}
 }
+
+// Retention is how long series of things that no longer exist are kept
+// (--exits.retention); the systemd source expires its stop series by it.
+func (t *Tracker) Retention() time.Duration { return t.cfg.Retention }

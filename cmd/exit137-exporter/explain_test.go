@@ -2,8 +2,9 @@ package main
 
 import (
 	"bytes"
-	"log/slog"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +18,15 @@ import (
 func TestExplainOffsetsInSeconds(t *testing.T) {
 	tr := tracker.New(tracker.Config{Settle: time.Millisecond, Window: 30 * time.Second, Retention: time.Hour},
 		slog.New(slog.DiscardHandler))
+	// The story lies in the past: resume from a state older than it.
+	state := filepath.Join(t.TempDir(), "state.json")
+	cursor := seedTime.Add(-time.Hour).UTC().Format(time.RFC3339Nano)
+	if err := os.WriteFile(state, []byte(`{"version": 1, "cursor": "`+cursor+`", "entries": {}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.LoadState(state); err != nil {
+		t.Fatal(err)
+	}
 	seedStory(tr, strings.Repeat("1", 64), strings.Repeat("2", 64))
 	tr.Wait()
 	srv := httptest.NewServer(explainHandler(tr))

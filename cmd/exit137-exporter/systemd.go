@@ -19,7 +19,7 @@ func init() {
 		if *systemdBus == "none" {
 			return nil
 		}
-		src := systemd.New(systemd.Options{Bus: *systemdBus}, deps.Tracker, deps.Tracker,
+		src := systemd.New(systemd.Options{Bus: *systemdBus, ProcRoot: deps.ProcRoot, Retention: deps.Tracker.Retention()}, deps.Tracker, deps.Tracker,
 			deps.Sources.Source(systemd.SourceName), logger)
 		deps.Systemd = src
 		go src.Run(ctx)

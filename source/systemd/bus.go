@@ -118,16 +118,23 @@ func (s *Source) session(ctx context.Context) (subscribed bool, err error) {
 	s.health.SetUp(true, s.logger, nil)
 	s.logger.Info("following the systemd manager", "evidence_source", SourceName, "bus", s.opts.Bus)
 
+	s.associate()
+
 	prune := time.NewTicker(removedForgets)
 	defer prune.Stop()
+	associate := time.NewTicker(associateEvery)
+	defer associate.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return true, nil
+		case <-associate.C:
+			s.associate()
 		case <-prune.C:
 			s.mu.Lock()
 			s.graph.Prune(s.now())
 			s.mu.Unlock()
+			s.expireStops(s.now())
 		case sig, ok := <-ch:
 			if !ok {
 				return true, errors.New("D-Bus connection closed")
@@ -151,6 +158,9 @@ func (s *Source) load(ctx context.Context, m manager) error {
 		return fmt.Errorf("list units: %w", err)
 	}
 	all := make(map[string]Deps, len(units))
+	s.mu.Lock()
+	s.owners = map[string]owner{}
+	s.mu.Unlock()
 	for _, u := range units {
 		d, err := s.fetchDeps(ctx, m, u.Name)
 		if ctx.Err() != nil {
@@ -162,6 +172,9 @@ func (s *Source) load(ctx context.Context, m manager) error {
 			continue
 		}
 		all[u.Name] = d
+		if u.ActiveState != "inactive" && u.ActiveState != "failed" {
+			s.learnOwner(ctx, m, u.Name)
+		}
 	}
 	s.mu.Lock()
 	s.graph.Replace(all)

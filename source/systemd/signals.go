@@ -29,6 +29,7 @@ func (s *Source) handle(ctx context.Context, m manager, sig *godbus.Signal) erro
 		if name, ok := sig.Body[0].(string); ok {
 			s.mu.Lock()
 			s.graph.Removed(name, s.now())
+			delete(s.owners, name)
 			s.mu.Unlock()
 		}
 	case "org.freedesktop.DBus.Properties.PropertiesChanged":
@@ -67,9 +68,15 @@ func (s *Source) unitChanged(ctx context.Context, m manager, sig *godbus.Signal)
 		}
 	}
 	s.mu.Lock()
+	history := s.graph.History(name)
 	stopped := s.graph.Observe(name, sample)
 	parents := s.graph.Parents(name)
 	s.mu.Unlock()
+	if sample.up() && (len(history) == 0 || !history[len(history)-1].up()) {
+		// Up (again): its commands and cgroup may be new.
+		s.learnOwner(ctx, m, name)
+		s.associate()
+	}
 	if !stopped || len(parents) == 0 {
 		return
 	}
@@ -94,6 +101,7 @@ func (s *Source) resolve(ctx context.Context, m manager, unit string, at time.Ti
 	cgroup, _ := props["ControlGroup"].(string)
 	names := ContainerNames(append(commands(props["ExecStart"]), commands(props["ExecStop"])...)...)
 	st.containers = s.owned(names, cgroup)
+	s.setOwner(unit, props)
 	return st
 }
 

@@ -48,6 +48,9 @@ type Options struct {
 	ProcRoot string
 	// MaxBackoff caps the wait between reconnects.
 	MaxBackoff time.Duration
+	// Retention keeps the stop series of a unit systemd no longer has this
+	// long after its last stop (an hour when zero).
+	Retention time.Duration
 }
 
 // Containers is what the source needs to know of Docker's containers; the
@@ -55,6 +58,8 @@ type Options struct {
 type Containers interface {
 	IDByName(name string) (string, bool)
 	Views() map[string]tracker.View
+	// SetSystemdUnit names the unit that runs a container.
+	SetSystemdUnit(id, unit string)
 }
 
 // StopKey labels a propagated stop: the unit stopped and the unit it
@@ -75,6 +80,14 @@ type Source struct {
 	mu    sync.Mutex
 	graph *Graph
 	stops map[StopKey]uint64
+	// stopAt is each stop series' last stop, for its retention.
+	stopAt map[StopKey]time.Time
+	// owners are the services that can own containers, for the live
+	// unit ↔ container association.
+	owners map[string]owner
+	// initCgroups caches each running container's init cgroups; only the
+	// association (one goroutine) touches it.
+	initCgroups map[string]initCgroups
 }
 
 // New returns a source that sends evidence to sink; it does not connect.
@@ -85,6 +98,9 @@ func New(opts Options, sink source.Sink, containers Containers, health *source.H
 	if opts.MaxBackoff <= 0 {
 		opts.MaxBackoff = 30 * time.Second
 	}
+	if opts.Retention <= 0 {
+		opts.Retention = time.Hour
+	}
 	if health == nil {
 		health = new(source.Health)
 	}
@@ -93,14 +109,18 @@ func New(opts Options, sink source.Sink, containers Containers, health *source.H
 	}
 	return &Source{
 		opts: opts, sink: sink, containers: containers, health: health, logger: logger,
-		now:   time.Now,
-		after: func(d time.Duration, f func()) { time.AfterFunc(d, f) },
-		graph: NewGraph(),
-		stops: map[StopKey]uint64{},
+		now:         time.Now,
+		after:       func(d time.Duration, f func()) { time.AfterFunc(d, f) },
+		graph:       NewGraph(),
+		stops:       map[StopKey]uint64{},
+		stopAt:      map[StopKey]time.Time{},
+		owners:      map[string]owner{},
+		initCgroups: map[string]initCgroups{},
 	}
 }
 
-// PartOfStops returns the propagated stops counted since start.
+// PartOfStops returns the propagated stops counted since start, but for
+// those of units gone for longer than the retention.
 func (s *Source) PartOfStops() map[StopKey]uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -138,7 +158,9 @@ func (s *Source) decide(st stop) {
 		}
 	}
 	if action != NoAction {
-		s.stops[StopKey{Unit: st.unit, PartOf: edge.Parent}]++
+		k := StopKey{Unit: st.unit, PartOf: edge.Parent}
+		s.stops[k]++
+		s.stopAt[k] = st.at
 	}
 	s.mu.Unlock()
 	if action == NoAction {

@@ -67,6 +67,13 @@ func (f fakeContainers) IDByName(name string) (string, bool) {
 
 func (f fakeContainers) Views() map[string]tracker.View { return f }
 
+func (f fakeContainers) SetSystemdUnit(id, unit string) {
+	if v, ok := f[id]; ok {
+		v.SystemdUnit = unit
+		f[id] = v
+	}
+}
+
 // execProp is an Exec* property as D-Bus delivers it: a(sasbttttuii).
 func execProp(argv ...string) [][]any {
 	return [][]any{{argv[0], argv, false, uint64(0), uint64(0), uint64(0), uint64(0), uint32(0), int32(0), int32(0)}}
