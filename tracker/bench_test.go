@@ -20,7 +20,7 @@ func benchTracker(n int) (*Tracker, []string, *time.Time) {
 	tr := New(Config{Settle: 2 * time.Second, Window: 30 * time.Second, Retention: time.Hour}, slog.New(slog.DiscardHandler))
 	now := t0
 	tr.now = func() time.Time { return now }
-	tr.start, tr.horizon = t0.Add(-time.Hour), t0.Add(-time.Hour)
+	tr.start, tr.ledger.horizon = t0.Add(-time.Hour), t0.Add(-time.Hour)
 	tr.after = func(_ time.Duration, f func()) { f() }
 	ids := make([]string, n)
 	for i := range ids {

@@ -124,8 +124,8 @@ func (t *Tracker) AddEvidence(e attribution.Evidence) {
 // that (the kernel log is replayed from there).
 func (t *Tracker) oldestEvidence(now time.Time) time.Time {
 	oldest := now.Add(-t.cfg.Window - t.cfg.Settle - attribution.ClockSkew)
-	if now.Sub(t.start) < catchUp && t.horizon.Add(-t.cfg.Window).Before(oldest) {
-		return t.horizon.Add(-t.cfg.Window)
+	if now.Sub(t.start) < catchUp && t.ledger.horizon.Add(-t.cfg.Window).Before(oldest) {
+		return t.ledger.horizon.Add(-t.cfg.Window)
 	}
 	return oldest
 }

@@ -40,6 +40,9 @@ type run struct {
 	// DieEvent is the die event's time, zero for a run whose end was
 	// inferred by a reconcile (until its die event arrives, if ever).
 	DieEvent time.Time `json:"die_event,omitzero"`
+	// Found is when a reconcile's inspect found this run, zero for a run
+	// first seen by its start event.
+	Found time.Time `json:"found,omitzero"`
 }
 
 // startedBy reports whether the run started at or before t, as far as the
@@ -109,6 +112,10 @@ type ledger struct {
 	// lastEvent is the time of the latest event applied: the next
 	// subscription replays from there.
 	lastEvent time.Time
+	// horizon is where the exporter's knowledge starts: its start, or the
+	// cursor of its saved state. A replay reaches a little before it;
+	// events from then, of containers the ledger never knew, are history.
+	horizon time.Time
 }
 
 func newLedger() ledger { return ledger{entries: map[string]*entry{}} }
@@ -122,6 +129,13 @@ func (l *ledger) entry(id string) *entry {
 	return e
 }
 
+// history reports whether an event stamped at, of id, is from before the
+// ledger's knowledge and about a container it never knew.
+func (l *ledger) history(id string, at time.Time) bool {
+	_, known := l.entries[id]
+	return !known && at.Before(l.horizon)
+}
+
 func (l *ledger) seen(at time.Time) {
 	if at.After(l.lastEvent) {
 		l.lastEvent = at
@@ -132,6 +146,9 @@ func (l *ledger) seen(at time.Time) {
 // whose die was never seen (the stream lost it), if any.
 func (l *ledger) started(id string, ev time.Time) []ending {
 	l.seen(ev)
+	if l.history(id, ev) {
+		return nil
+	}
 	e := l.entry(id)
 	e.Removed = time.Time{}
 	r := e.Latest
@@ -142,8 +159,11 @@ func (l *ledger) started(id string, ev time.Time) []ending {
 	if r.StartEvent.Equal(ev) || r.StartEvent.After(ev) || !r.StartedAt.IsZero() && r.StartEvent.IsZero() && ev.Before(r.StartedAt) {
 		return nil // a replay, or the start of a run older than the latest
 	}
-	if r.StartEvent.IsZero() && r.DieEvent.IsZero() && !r.StartedAt.IsZero() {
-		r.StartEvent = ev // the run a reconcile found, now seen starting
+	if r.StartEvent.IsZero() && r.DieEvent.IsZero() && !r.StartedAt.IsZero() && (!r.Ended || !ev.After(r.Found)) {
+		// The run a reconcile found, now seen starting. An ended one only
+		// if the start is from before the inspect that found it: a later
+		// run cannot have started then, or the inspect would show it.
+		r.StartEvent = ev
 		return nil
 	}
 	if r.Ended {
@@ -181,6 +201,9 @@ func (l *ledger) describe(id string, ev time.Time, st RunState) {
 // this die now describes (its pending exit may be amended).
 func (l *ledger) died(id string, ev time.Time) (ended, attached *run) {
 	l.seen(ev)
+	if l.history(id, ev) {
+		return nil, nil
+	}
 	e := l.entry(id)
 	r := e.Latest
 	switch {
@@ -233,10 +256,10 @@ func (l *ledger) diedAt(id string, at time.Time) *run {
 	return nil
 }
 
-// observe applies a reconcile's inspect of a listed container. horizon is
-// the earliest time the exporter's event subscription covers: an exit
-// before it, of a container the ledger never knew, is history.
-func (l *ledger) observe(id string, st RunState, horizon time.Time) (endings []ending, baseline bool) {
+// observe applies a reconcile's inspect of a listed container, made at
+// now. An exit before the horizon, of a container the ledger never knew,
+// is history: a baseline.
+func (l *ledger) observe(id string, st RunState, now time.Time) (endings []ending, baseline bool) {
 	if st.StartedAt.IsZero() {
 		l.entry(id)
 		return nil, false // created, never started
@@ -245,14 +268,14 @@ func (l *ledger) observe(id string, st RunState, horizon time.Time) (endings []e
 	e.Removed = time.Time{}
 	r := e.Latest
 	exited := !st.Running && !st.FinishedAt.IsZero()
-	current := &run{StartedAt: st.StartedAt, Pid: st.Pid, RestartCount: st.RestartCount}
+	current := &run{StartedAt: st.StartedAt, Pid: st.Pid, RestartCount: st.RestartCount, Found: now}
 	end := ending{run: current, exitCode: st.ExitCode, at: st.FinishedAt, oomKilled: st.OOMKilled, inferred: true}
 	switch {
 	case r == nil:
 		e.push(current)
 		if exited {
 			current.Ended = true
-			if st.FinishedAt.Before(horizon) {
+			if st.FinishedAt.Before(l.horizon) {
 				return nil, true
 			}
 			return []ending{end}, false
@@ -298,6 +321,9 @@ func (l *ledger) observe(id string, st RunState, horizon time.Time) (endings []e
 // removed applies a destroy event: the entry becomes a tombstone.
 func (l *ledger) removed(id string, at time.Time) {
 	l.seen(at)
+	if l.history(id, at) {
+		return
+	}
 	l.entry(id).Removed = at
 }
 

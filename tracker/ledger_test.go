@@ -115,6 +115,17 @@ func TestLedgerCountsEveryRunOnce(t *testing.T) {
 			tr.Started(id, sec(1.001))
 			tr.Died(id, sec(1.6), 4, nil)
 		}, map[int]uint64{4: 1}},
+		{"an ended run a reconcile found, then a later run's start and die", func(tr *Tracker) {
+			tr.Observe(id, exited(1, 2, 2)) // found at +30s, counted
+			tr.Started(id, sec(31))         // after that inspect: another run
+			tr.Died(id, sec(32), 2, nil)
+		}, map[int]uint64{2: 2}},
+		{"replayed events from before the start, of containers never known, are history", func(tr *Tracker) {
+			tr.Started(id, sec(-0.5))
+			tr.Died(id, sec(-0.2), 137, nil)
+			tr.Removed(id, sec(-0.1))
+			tr.Vanished(map[string]bool{})
+		}, map[int]uint64{}},
 		{"an instant exit whose StartedAt lies after its FinishedAt", func(tr *Tracker) {
 			tr.Started(id, sec(2.002))
 			tr.DescribeRun(id, sec(2.002), exited(2.001, 2, 4))

@@ -43,7 +43,7 @@ func (t *Tracker) snapshot() stateFile {
 	defer t.mu.Unlock()
 	cursor := t.ledger.lastEvent
 	if cursor.IsZero() {
-		cursor = t.horizon
+		cursor = t.ledger.horizon
 	}
 	open := map[*run]bool{}
 	for r, p := range t.pending {
@@ -175,6 +175,6 @@ func (t *Tracker) LoadState(path string) error {
 	defer t.mu.Unlock()
 	t.ledger.entries = s.Entries
 	t.ledger.lastEvent = s.Cursor
-	t.horizon = s.Cursor
+	t.ledger.horizon = s.Cursor
 	return nil
 }

@@ -55,11 +55,7 @@ type Tracker struct {
 	probes []DeathProbe
 	start  time.Time
 
-	mu sync.Mutex
-	// horizon is the earliest time the event subscription covers: the
-	// start, or the cursor of the saved state. An exit before it, of a
-	// container never seen, is history.
-	horizon    time.Time
+	mu         sync.Mutex
 	containers map[string]*container
 	ledger     ledger
 	exits      exitCounts
@@ -75,6 +71,9 @@ type Tracker struct {
 	// saved is the changed count last written; only SaveState's caller
 	// (one goroutine) touches it.
 	saved uint64
+	// counted is signalled when an exit was counted: the state saver
+	// writes then, so that a crash right after cannot count it again.
+	counted chan struct{}
 	wg    sync.WaitGroup
 }
 
@@ -114,9 +113,10 @@ func New(cfg Config, logger *slog.Logger, probes ...DeathProbe) *Tracker {
 		evidence:   newEvidenceIndex(),
 		verdicts:   verdictStore{max: cfg.MaxVerdicts},
 		pending:    map[*run]*pendingExit{},
+		counted:    make(chan struct{}, 1),
 	}
 	t.start = t.now()
-	t.horizon = t.start
+	t.ledger.horizon = t.start
 	return t
 }
 
@@ -172,7 +172,7 @@ func (t *Tracker) Cursor() time.Time {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.ledger.lastEvent.IsZero() {
-		return t.horizon
+		return t.ledger.horizon
 	}
 	return t.ledger.lastEvent
 }
@@ -251,7 +251,7 @@ func (t *Tracker) Observe(id string, st RunState) {
 	defer t.unlock()
 	c := t.record(id)
 	c.running = st.Running
-	endings, baseline := t.ledger.observe(id, st, t.horizon)
+	endings, baseline := t.ledger.observe(id, st, t.now())
 	if baseline {
 		exit := attribution.Exit{ContainerID: id, Name: c.Name, Image: c.Image, ExitCode: st.ExitCode,
 			Time: st.FinishedAt, OOMKilled: st.OOMKilled, Pid: st.Pid}
@@ -379,6 +379,10 @@ func (t *Tracker) decide(r *run, p *pendingExit) {
 	}
 	t.verdicts.add(v)
 	t.unlock()
+	select {
+	case t.counted <- struct{}{}:
+	default: // a save is due already
+	}
 	t.logger.Info("container exit", "name", exit.Name, "id", shortID(exit.ContainerID), "exit_code", exit.ExitCode,
 		"signal", v.Signal, "cause", v.Cause, "strength", v.Strength, "inferred", exit.Inferred, "summary", v.Summary)
 }
@@ -396,6 +400,10 @@ func (t *Tracker) Flush() {
 		t.decide(r, p)
 	}
 }
+
+// Counted is signalled after exits are counted (several may share one
+// signal).
+func (t *Tracker) Counted() <-chan struct{} { return t.counted }
 
 // Wait blocks until every pending verdict is decided; for tests and
 // shutdown.

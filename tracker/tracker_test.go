@@ -16,7 +16,7 @@ func newTestTracker(probes ...DeathProbe) (*Tracker, *time.Time) {
 	tr := New(Config{Window: 30 * time.Second, Retention: time.Hour, MaxVerdicts: 3}, slog.New(slog.DiscardHandler), probes...)
 	now := t0
 	tr.now = func() time.Time { return now }
-	tr.start, tr.horizon = t0, t0
+	tr.start, tr.ledger.horizon = t0, t0
 	tr.after = func(_ time.Duration, f func()) { f() }
 	return tr, &now
 }

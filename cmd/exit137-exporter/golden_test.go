@@ -89,8 +89,7 @@ func scrapeFixture(t *testing.T, root string) []byte {
 	for _, name := range []string{"cgroupfs", "docker"} {
 		sources.Source(name).SetUp(true, logger, nil)
 	}
-	tr := tracker.New(tracker.Config{Window: 30 * time.Second, Retention: time.Hour}, logger)
-	seedStory(tr, containers[0].ID, containers[1].ID)
+	tr := storyTracker(t, tracker.Config{Window: 30 * time.Second, Retention: time.Hour}, containers[0].ID, containers[1].ID)
 	deps := collector.Deps{
 		Logger: logger, Sources: sources, Tracker: tr, Cgroups: &fs,
 		Kmsg: replayKernelLog(t, sources.Source("kmsg")),
@@ -107,6 +106,23 @@ func scrapeFixture(t *testing.T, root string) []byte {
 	rec := httptest.NewRecorder()
 	handler.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	return normalise(rec.Body.Bytes())
+}
+
+// storyTracker is a tracker that has watched since before seedStory's
+// story (as one resumed from its saved state would have), fed the story.
+func storyTracker(t *testing.T, cfg tracker.Config, busy, limited string) *tracker.Tracker {
+	t.Helper()
+	tr := tracker.New(cfg, slog.New(slog.DiscardHandler))
+	state := filepath.Join(t.TempDir(), "state.json")
+	cursor := seedTime.Add(-time.Hour).UTC().Format(time.RFC3339Nano)
+	if err := os.WriteFile(state, []byte(`{"version": 1, "cursor": "`+cursor+`", "entries": {}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.LoadState(state); err != nil {
+		t.Fatal(err)
+	}
+	seedStory(tr, busy, limited)
+	return tr
 }
 
 // seedStory feeds the tracker what the Docker and kernel sources would

@@ -83,7 +83,9 @@ func New(opts Options, t *tracker.Tracker, health *source.Health, logger *slog.L
 		return nil, fmt.Errorf("docker client for %q: %w", opts.Host, err)
 	}
 	if opts.MaxBackoff <= 0 {
-		opts.MaxBackoff = 30 * time.Second
+		// A local socket is cheap to ping, and every second away from the
+		// stream is a second whose events a daemon restart would lose.
+		opts.MaxBackoff = 2 * time.Second
 	}
 	return &Source{opts: opts, client: c, tracker: t, health: health, logger: logger}, nil
 }
