@@ -26,4 +26,7 @@ type Deps struct {
 
 	// Sigtrace is nil when SIGKILL tracing is off (--no-sigtrace.enable).
 	Sigtrace *sigtrace.Source
+
+	// ProcRoot is where the host's /proc is (--path.procfs); "" is /proc.
+	ProcRoot string
 }

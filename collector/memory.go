@@ -61,8 +61,12 @@ const pidRetry = time.Minute
 
 func init() {
 	registerCollector("memory", true, func(d Deps) (Collector, error) {
+		procRoot := d.ProcRoot
+		if procRoot == "" {
+			procRoot = "/proc"
+		}
 		return &memoryCollector{fs: d.Cgroups, tracker: d.Tracker, health: d.Sources.Source("cgroupfs"), logger: d.Logger,
-			procRoot: "/proc"}, nil
+			procRoot: procRoot}, nil
 	})
 }
 

@@ -17,6 +17,20 @@ import (
 
 const exporterName = "exit137-exporter"
 
+// The host's filesystems, as node_exporter names them: a containerised
+// exporter sees them where they are mounted. The pids in kernel records
+// and traces are the host's, so /proc must be the host's: run the
+// container with --pid host (its /proc is then the host's), or mount the
+// host's /proc elsewhere and point --path.procfs at it.
+var (
+	procfsPath = kingpin.Flag("path.procfs", "The host's procfs: where the pids of kernel records and SIGKILL traces are looked up.").
+			Default("/proc").String()
+	sysfsPath = kingpin.Flag("path.sysfs", "The host's sysfs: --cgroup.root and --tracefs.path default to under it.").
+			Default("/sys").String()
+	rootfsPath = kingpin.Flag("path.rootfs", "The host's root filesystem: watched disk paths (host paths, as Docker reports its data root) are measured under it.").
+			Default("/").String()
+)
+
 func main() {
 	app := kingpin.CommandLine
 	app.Name = exporterName
@@ -32,7 +46,7 @@ func main() {
 		maxRequests:    serveCmd.Flag("web.max-requests", "Maximum number of parallel scrape requests. 0 disables the limit.").Default("40").Int(),
 		dockerHost:     serveCmd.Flag("docker.host", "Docker daemon address (default: $DOCKER_HOST or the local socket).").Envar("DOCKER_HOST").String(),
 		dockerOff:      serveCmd.Flag("docker.disable", "Do not connect to Docker (memory series then carry no names).").Bool(),
-		cgroupRoot:     serveCmd.Flag("cgroup.root", "Where the cgroup filesystem is mounted.").Default("/sys/fs/cgroup").String(),
+		cgroupRoot:     serveCmd.Flag("cgroup.root", "Where the cgroup filesystem is mounted (default: <path.sysfs>/fs/cgroup).").String(),
 		kmsgPath:       serveCmd.Flag("kmsg.path", "Kernel log device to read OOM kills from; empty disables the source.").Default("/dev/kmsg").String(),
 		diskPaths:      serveCmd.Flag("disk.path", "A filesystem path whose exhaustion can kill containers (repeatable); Docker's data root is always watched.").Strings(),
 		diskThreshold:  serveCmd.Flag("disk.threshold", "Used ratio at or above which a watched filesystem is under pressure.").Default("0.95").Float64(),

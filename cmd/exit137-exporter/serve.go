@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
@@ -63,27 +64,32 @@ func serve(cfg serveConfig, logger *slog.Logger) error {
 
 	sources := source.NewRegistry()
 	diskSource := disk.New(*cfg.diskPaths, *cfg.diskThreshold, sources.Source("disk"), logger)
+	diskSource.SetRoot(*rootfsPath)
 	t := tracker.New(tracker.Config{Settle: *cfg.settle, Window: *cfg.window, Retention: *cfg.retention},
 		logger, diskSource.Pressure)
-	deps := collector.Deps{Logger: logger, Sources: sources, Tracker: t, Disk: diskSource}
+	deps := collector.Deps{Logger: logger, Sources: sources, Tracker: t, Disk: diskSource, ProcRoot: *procfsPath}
 	since := loadState(t, *cfg.statePath, logger)
 
 	cgroupHealth := sources.Source("cgroupfs")
-	if fs, err := cgroupfs.NewFS(*cfg.cgroupRoot); err != nil {
+	cgroupRoot := *cfg.cgroupRoot
+	if cgroupRoot == "" {
+		cgroupRoot = filepath.Join(*sysfsPath, "fs", "cgroup")
+	}
+	if fs, err := cgroupfs.NewFS(cgroupRoot); err != nil {
 		cgroupHealth.SetUp(false, logger, err)
-		logger.Error("no memory cgroups: memory metrics are off", "root", *cfg.cgroupRoot, "err", err)
+		logger.Error("no memory cgroups: memory metrics are off", "root", cgroupRoot, "err", err)
 	} else {
-		logger.Info("cgroup filesystem", "root", *cfg.cgroupRoot, "mode", fs.Mode())
+		logger.Info("cgroup filesystem", "root", cgroupRoot, "mode", fs.Mode())
 		cgroupHealth.SetUp(true, logger, nil)
 		deps.Cgroups = &fs
 	}
 
-	diskSource.Usage() // sets the disk source's health before the first scrape
+	diskSource.Usage()     // sets the disk source's health before the first scrape
 	go diskSource.Run(ctx) // statfs off the scrape and the death: a hung mount holds up neither
 	if !*cfg.dockerOff {
 		src, err := docker.New(docker.Options{
 			Host:       *cfg.dockerHost,
-			OOMKills:   oomKillReader(deps.Cgroups),
+			OOMKills:   oomKillReader(deps.Cgroups, *procfsPath),
 			OnDataRoot: diskSource.AddPath,
 		}, t, sources.Source("docker"), logger)
 		if err != nil {
@@ -93,7 +99,7 @@ func serve(cfg serveConfig, logger *slog.Logger) error {
 	}
 	if *cfg.kmsgPath != "" {
 		deps.Kmsg = kmsg.New(kmsg.Options{Path: *cfg.kmsgPath, Since: since, ContainerByPID: func(pid int) (string, bool) {
-			if id, ok := kmsg.ContainerOfPID("/proc", pid); ok {
+			if id, ok := kmsg.ContainerOfPID(*procfsPath, pid); ok {
 				return id, true
 			}
 			return t.ContainerOfInit(pid)
@@ -174,13 +180,15 @@ func loadState(t *tracker.Tracker, path string, logger *slog.Logger) time.Time {
 	return time.Time{}
 }
 
-// stateInterval is how often the ledger is saved when it changed: an
-// exporter killed without warning may count again the exits decided in
-// its last interval.
+// stateInterval is how often the ledger is saved when it changed (the
+// cursor moves with every event); it is saved at once after an exit is
+// counted, so that an exporter killed without warning does not count it
+// again.
 const stateInterval = time.Second
 
-// keepState saves the ledger every stateInterval until ctx ends, then
-// decides every exit still settling and saves a last time.
+// keepState saves the ledger after every count and every stateInterval
+// until ctx ends, then decides every exit still settling and saves a last
+// time.
 func keepState(ctx context.Context, t *tracker.Tracker, path string, logger *slog.Logger) {
 	lastErr := ""
 	save := func() {
@@ -205,6 +213,8 @@ func keepState(ctx context.Context, t *tracker.Tracker, path string, logger *slo
 		select {
 		case <-tick.C:
 			save()
+		case <-t.Counted():
+			save()
 		case <-ctx.Done():
 			t.Flush()
 			save()
@@ -217,8 +227,8 @@ func keepState(ctx context.Context, t *tracker.Tracker, path string, logger *slo
 // counter at its start, OOM and death, before the cgroup is removed. The
 // cgroup is found where Docker puts it or, for a custom cgroup parent,
 // from the init's pid at the start, and kept: at the death the init is
-// reaped and its pid says nothing any more.
-func oomKillReader(fs *cgroupfs.FS) func(id string, pid int) (uint64, bool) {
+// reaped and its pid says nothing any more. procRoot is the host's /proc.
+func oomKillReader(fs *cgroupfs.FS, procRoot string) func(id string, pid int) (uint64, bool) {
 	if fs == nil {
 		return nil
 	}
@@ -230,7 +240,7 @@ func oomKillReader(fs *cgroupfs.FS) func(id string, pid int) (uint64, bool) {
 		mu.Unlock()
 		if !ok {
 			var err error
-			if path, err = fs.ContainerPathFor("/proc", id, pid); err != nil {
+			if path, err = fs.ContainerPathFor(procRoot, id, pid); err != nil {
 				return 0, false
 			}
 		}

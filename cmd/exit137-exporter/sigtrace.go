@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"path/filepath"
 
 	"github.com/alecthomas/kingpin/v2"
 
@@ -14,8 +15,8 @@ var (
 	sigtraceEnable = kingpin.Flag("sigtrace.enable",
 		"Trace who sends every SIGKILL (tracefs signal:signal_generate, in a trace instance of its own).").
 		Default("true").Bool()
-	tracefsPath = kingpin.Flag("tracefs.path", "Where tracefs is mounted; the exporter mounts it there when it is not.").
-			Default(sigtrace.DefaultTracefs).String()
+	tracefsPath = kingpin.Flag("tracefs.path", "Where tracefs is mounted (default: <path.sysfs>/kernel/tracing); the exporter mounts it there when it is not.").
+			String()
 )
 
 func init() {
@@ -23,7 +24,11 @@ func init() {
 		if !*sigtraceEnable {
 			return nil
 		}
-		deps.Sigtrace = sigtrace.New(sigtrace.Options{Tracefs: *tracefsPath, ContainerByPID: deps.Tracker.ContainerOfInit},
+		tracefs := *tracefsPath
+		if tracefs == "" {
+			tracefs = filepath.Join(*sysfsPath, "kernel", "tracing")
+		}
+		deps.Sigtrace = sigtrace.New(sigtrace.Options{Tracefs: tracefs, Proc: deps.ProcRoot, ContainerByPID: deps.Tracker.ContainerOfInit},
 			deps.Tracker, deps.Sources.Source(sigtrace.SourceName), logger)
 		sourcesStopped.Add(1)
 		go func() {

@@ -74,6 +74,10 @@ type Source struct {
 	timeout, interval time.Duration
 	kick              chan struct{}
 
+	// root is where the host's root filesystem is (--path.rootfs); paths
+	// are the host's and measured under it.
+	root string
+
 	mu      sync.Mutex
 	paths   []string
 	watches map[string]*watch
@@ -131,6 +135,16 @@ func (s *Source) AddPath(p string) {
 		default:
 		}
 	}
+}
+
+// SetRoot measures every path under root, the host's root filesystem as
+// a containerised exporter sees it ("/" or "" on the host); the paths and
+// their labels stay the host's. Call it before Run.
+func (s *Source) SetRoot(root string) {
+	if root == "/" {
+		root = ""
+	}
+	s.root = root
 }
 
 // Paths lists the watched paths, in the order they were added.
@@ -240,7 +254,8 @@ wait:
 // statfs measures one path and stores the sample; a stuck call stores it
 // whenever it returns.
 func (s *Source) statfs(p string, w *watch) {
-	u := measure(p)
+	u := measure(filepath.Join(s.root, p))
+	u.Path = p
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	u.At = time.Now()
