@@ -16,10 +16,12 @@
 #             -v /sys/kernel/tracing:/host/sys/kernel/tracing --tracefs.path=/host/sys/kernel/tracing
 #             (not under /sys, where AppArmor's docker-default profile denies writes)
 #   systemd   -v /run/dbus/system_bus_socket:/var/run/dbus/system_bus_socket:ro
+#   all       --pid host --cgroupns host: kernel records and traces name host pids, looked up
+#             in /proc (or mount the host's /proc and pass --path.procfs=/host/proc)
 #
 # Every source, as root with every capability but CAP_SYSLOG dropped (one command):
 #   docker run -d --name exit137-exporter -p 127.0.0.1:9137:9137 --read-only
-#     --user 0 --cap-drop ALL --cap-add SYSLOG --device /dev/kmsg
+#     --pid host --cgroupns host --user 0 --cap-drop ALL --cap-add SYSLOG --device /dev/kmsg
 #     -v /var/run/docker.sock:/var/run/docker.sock:ro
 #     -v /sys/fs/cgroup:/host/sys/fs/cgroup:ro -v /var/lib/docker:/var/lib/docker:ro
 #     -v /sys/kernel/tracing:/host/sys/kernel/tracing

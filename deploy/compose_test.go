@@ -63,6 +63,10 @@ func TestComposeFile(t *testing.T) {
 		bound[v.Source] = v.Target
 	}
 	checkHostPaths(t, "docker-compose.yml", exporter.Command, bound)
+	if exporter.Pid != "host" || exporter.Cgroup != "host" {
+		t.Errorf("exporter: pid %q, cgroup %q; want host and host (pids in kernel records and traces are the host's)",
+			exporter.Pid, exporter.Cgroup)
+	}
 
 	// Prometheus reaches the services by their compose names.
 	var prom promConfig

@@ -39,6 +39,9 @@ func TestDaemonSet(t *testing.T) {
 	}
 	c := pod.Spec.Containers[0]
 	checkExporterFlags(t, "daemonset.yaml", c.Args)
+	if !pod.Spec.HostPID {
+		t.Error("want hostPID: pids in kernel records and traces are the host's")
+	}
 
 	hostPaths := map[string]string{} // volume → host path
 	for _, v := range pod.Spec.Volumes {
