@@ -6,12 +6,14 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/exit137-exporter/exit137-exporter/attribution"
 	"github.com/exit137-exporter/exit137-exporter/internal/testrig"
 )
 
@@ -27,9 +29,12 @@ var containerFamilies = []string{
 }
 
 // TestImageMatchesHostBinary builds the image with scripts/build-image (no
-// pulls), runs it the two ways the Dockerfile documents, and checks that
-// the containerised exporter shows the same container series as the
-// binary on the host, and which sources each way can use.
+// pulls), runs it the two ways the Dockerfile documents (--pid host
+// both), and checks that the containerised exporter shows the same
+// container series as the binary on the host, and which sources each way
+// can use; run as root with every source, it must give the same verdicts
+// with the same senders as the host binary for an OOM kill, a docker kill
+// and a host kill -9.
 func TestImageMatchesHostBinary(t *testing.T) {
 	testrig.Docker(t)
 	image := "exit137-exporter:e2e"
@@ -38,9 +43,8 @@ func TestImageMatchesHostBinary(t *testing.T) {
 
 	probe := testrig.UniqueName(t, "probe")
 	testrig.Start(t, probe, []string{"--memory", "48m"}, "-alloc", "8")
-	// Without sigtrace: the containerised exporter traces, and two
-	// exporters on a host would share one trace instance.
-	host := testrig.StartExporter(t, "--no-sigtrace.enable")
+	// Both trace, each in its own instance (exit137-<host pid>).
+	host := testrig.StartExporter(t)
 	tracefs := hostTracefs(t)
 
 	gid := testrig.Run(t, "stat", "-c", "%g", testrig.DockerSocket())
@@ -58,15 +62,16 @@ func TestImageMatchesHostBinary(t *testing.T) {
 		name, uid     string
 		docker, flags []string
 		up            map[string]string // source → 1, 0 or absent
+		verdicts      bool              // compare verdicts with the host binary's
 	}{
 		{"non-root", "65534", []string{"--group-add", gid},
 			append([]string{"--no-sigtrace.enable"}, kmsgArgs...),
-			map[string]string{"kmsg": kmsgUp, "sigtrace": "absent"}},
+			map[string]string{"kmsg": kmsgUp, "sigtrace": "absent"}, false},
 		{"root-with-only-CAP_SYSLOG", "0",
 			[]string{"--user", "0", "--cap-drop", "ALL", "--cap-add", "SYSLOG", "--device", "/dev/kmsg",
 				"-v", tracefs + ":/host/sys/kernel/tracing"},
 			[]string{"--tracefs.path=/host/sys/kernel/tracing"},
-			map[string]string{"kmsg": "1", "sigtrace": "1"}},
+			map[string]string{"kmsg": "1", "sigtrace": "1"}, true},
 	}
 	for _, mode := range modes {
 		t.Run(mode.name, func(t *testing.T) {
@@ -75,7 +80,7 @@ func TestImageMatchesHostBinary(t *testing.T) {
 			addr := testrig.FreeAddr(t)
 			name := testrig.UniqueName(t, "image")
 			args := append([]string{"run", "-d", "--name", name, "--label", testrig.OwnLabel,
-				"--network", "host", "--read-only",
+				"--network", "host", "--read-only", "--pid", "host", "--cgroupns", "host",
 				"-v", testrig.DockerSocket() + ":/var/run/docker.sock:ro",
 				"-v", "/sys/fs/cgroup:/host/sys/fs/cgroup:ro",
 				"-v", "/var/lib/docker:/var/lib/docker:ro"}, mode.docker...)
@@ -127,8 +132,55 @@ func TestImageMatchesHostBinary(t *testing.T) {
 				}
 				return reflect.DeepEqual(got, want)
 			})
+			if mode.verdicts {
+				sameVerdicts(t, host, boxed)
+			}
 		})
 	}
+}
+
+// sameVerdicts kills three containers, by the OOM killer, docker kill and
+// a host kill -9 of the init, and checks that both exporters give each
+// the same verdict from the same evidence, senders and pids included.
+func sameVerdicts(t *testing.T, host, boxed *testrig.Exporter) {
+	t.Helper()
+	oom := testrig.UniqueName(t, "img-oom")
+	testrig.Start(t, oom, []string{"--memory", "32m", "--memory-swap", "32m"}, "-alloc", "200")
+	killed := testrig.UniqueName(t, "img-dkill")
+	testrig.Start(t, killed, nil)
+	testrig.Run(t, "docker", "kill", killed)
+	hostKilled := testrig.UniqueName(t, "img-kill9")
+	testrig.Start(t, hostKilled, nil)
+	testrig.Run(t, "kill", "-9", testrig.PID(t, hostKilled))
+
+	want := map[string]attribution.Cause{oom: attribution.CauseOOM, killed: attribution.CauseManual, hostKilled: attribution.CauseManual}
+	for name, cause := range want {
+		onHost, inBox := verdictOf(t, host, name), verdictOf(t, boxed, name)
+		h, b := verdictKey(onHost), verdictKey(inBox)
+		t.Logf("%s: host binary %s (%s)\n  image       %s (%s)", name, onHost.Cause, onHost.Summary, inBox.Cause, inBox.Summary)
+		if onHost.Cause != cause {
+			t.Errorf("%s: the host binary says %s, want %s: %s", name, onHost.Cause, cause, onHost.Summary)
+		}
+		if h != b {
+			t.Errorf("%s: verdicts differ\nhost binary: %s\nimage:       %s", name, h, b)
+		}
+	}
+}
+
+// verdictKey is what two exporters watching one host must agree on: the
+// verdict, its rule and strength, and each piece of evidence by source,
+// kind, sender class, pid, comm, si_code, sender's container and weight
+// (not the times, which each stamps as it reads, nor the details, where
+// an executable path the container may not read can differ).
+func verdictKey(v attribution.Verdict) string {
+	items := make([]string, 0, len(v.Evidence))
+	for _, c := range v.Evidence {
+		items = append(items, fmt.Sprintf("%s/%s sender=%s pid=%d comm=%s code=%d from=%.12s decisive=%v strength=%s",
+			c.Source, c.Kind, c.Sender, c.Pid, c.Comm, c.Code, c.SenderContainer, c.Decisive, c.Strength))
+	}
+	sort.Strings(items)
+	return fmt.Sprintf("%s %s rule=%s strength=%s exit=%d pid=%d [%s]", v.Cause, v.Signal, v.Rule, v.Strength,
+		v.Exit.ExitCode, v.Exit.Pid, strings.Join(items, "; "))
 }
 
 // hostTracefs is the host's tracefs at /sys/kernel/tracing, mounted for
