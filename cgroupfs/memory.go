@@ -31,6 +31,11 @@ import (
 type Limit struct {
 	Unlimited bool
 	Bytes     uint64
+	// Inherited marks a limit set on an ancestor cgroup (a custom
+	// --cgroup-parent with a limit of its own) that applies to a cgroup
+	// whose own is unlimited: the limit its OOM kills come from. v1 only
+	// (memory.stat hierarchical_memory_limit).
+	Inherited bool
 }
 
 // Memory is the memory accounting of one cgroup.
@@ -44,7 +49,8 @@ type Memory struct {
 	// total_inactive_file, v2 memory.stat inactive_file), floored at 0;
 	// the same figure as cAdvisor's container_memory_working_set_bytes.
 	WorkingSet uint64
-	// Limit is v1 memory.limit_in_bytes, v2 memory.max.
+	// Limit is v1 memory.limit_in_bytes, v2 memory.max; on v1, when that
+	// is unlimited, the nearest ancestor's limit (Limit.Inherited).
 	Limit Limit
 	// Peak is v1 memory.max_usage_in_bytes, v2 memory.peak (kernel 5.19+;
 	// nil before).
@@ -111,44 +117,56 @@ func (r *dirReader) limit(n *fileName) (Limit, error) {
 }
 
 // workingSet reads inactive file cache from memory.stat and subtracts it
-// from usage, as cAdvisor does.
-func (r *dirReader) workingSet(usage uint64, key string) (uint64, error) {
+// from usage, as cAdvisor does. It returns memory.stat's bytes for the
+// caller's other keys; they stay valid until the next read.
+func (r *dirReader) workingSet(usage uint64, key string) (uint64, []byte, error) {
 	data, _, err := r.read(fileStat, false)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	inactive, found, err := ParseKeyedValue(data, key)
 	if err != nil {
-		return 0, r.parseErr(fileStat, err)
+		return 0, nil, r.parseErr(fileStat, err)
 	}
 	if !found {
-		return 0, &Error{File: r.path(fileStat), Text: key, Err: ErrMissingKey}
+		return 0, nil, &Error{File: r.path(fileStat), Text: key, Err: ErrMissingKey}
 	}
 	if inactive >= usage {
-		return 0, nil
+		return 0, data, nil
 	}
-	return usage - inactive, nil
+	return usage - inactive, data, nil
 }
 
 // usageAndLimit fills the fields both versions read alike, each from
 // its own files: Usage, WorkingSet and Limit.
-func (r *dirReader) usageAndLimit(m *Memory, usage *fileName, inactiveKey string, limit *fileName) (err error) {
+func (r *dirReader) usageAndLimit(m *Memory, usage *fileName, inactiveKey string, limit *fileName) (stat []byte, err error) {
 	if m.Usage, err = r.uint(usage); err != nil {
-		return err
+		return nil, err
 	}
-	if m.WorkingSet, err = r.workingSet(m.Usage, inactiveKey); err != nil {
-		return err
+	if m.WorkingSet, stat, err = r.workingSet(m.Usage, inactiveKey); err != nil {
+		return nil, err
 	}
 	m.Limit, err = r.limit(limit)
-	return err
+	return stat, err
 }
 
 func (r *dirReader) memoryV1() (Memory, error) {
 	var m Memory
 	var err error
 	vals := new([3]uint64)
-	if err = r.usageAndLimit(&m, fileUsageInBytes, "total_inactive_file", fileLimitInBytes); err != nil {
+	stat, err := r.usageAndLimit(&m, fileUsageInBytes, "total_inactive_file", fileLimitInBytes)
+	if err != nil {
 		return Memory{}, err
+	}
+	if m.Limit.Unlimited {
+		// An unlimited container under a limited parent is limited.
+		inherited, found, err := ParseKeyedValue(stat, "hierarchical_memory_limit")
+		if err != nil {
+			return Memory{}, r.parseErr(fileStat, err)
+		}
+		if found && inherited < v1Unlimited {
+			m.Limit = Limit{Bytes: inherited, Inherited: true}
+		}
 	}
 	if vals[0], err = r.uint(fileMaxUsageInBytes); err != nil {
 		return Memory{}, err
@@ -188,7 +206,7 @@ func (r *dirReader) memoryV2() (Memory, error) {
 		}
 		m.Peak = &vals[0]
 	}
-	if err = r.usageAndLimit(&m, fileCurrent, "inactive_file", fileMax); err != nil {
+	if _, err = r.usageAndLimit(&m, fileCurrent, "inactive_file", fileMax); err != nil {
 		return Memory{}, err
 	}
 	if data, _, err = r.read(fileEvents, false); err != nil {

@@ -267,3 +267,27 @@ func TestMemoryAllocs(t *testing.T) {
 		}
 	}
 }
+
+// An unlimited v1 container under a parent with a limit of its own
+// (--cgroup-parent) is limited by the parent: memory.stat's
+// hierarchical_memory_limit says by how much.
+func TestMemoryInheritedLimitV1(t *testing.T) {
+	f, c := genOne(t, ModeLegacy)
+	write(t, f, c, "memory.limit_in_bytes", "9223372036854771712\n")
+	for _, tc := range []struct {
+		hierarchical string
+		want         Limit
+	}{
+		{"33554432", Limit{Bytes: 33554432, Inherited: true}},
+		{"9223372036854771712", Limit{Unlimited: true}},
+	} {
+		write(t, f, c, "memory.stat", "total_inactive_file 0\nhierarchical_memory_limit "+tc.hierarchical+"\n")
+		m, err := f.Memory(c.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Limit != tc.want {
+			t.Errorf("hierarchical %s: limit %+v, want %+v", tc.hierarchical, m.Limit, tc.want)
+		}
+	}
+}

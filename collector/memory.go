@@ -21,7 +21,7 @@ var containerLabels = []string{"id", "name", "image"}
 var (
 	memUsageDesc      = desc("container_memory_usage_bytes", "Memory the container's cgroup uses, page cache included.", containerLabels...)
 	memWorkingSetDesc = desc("container_memory_working_set_bytes", "Usage minus inactive file cache: what the OOM killer weighs against the limit.", containerLabels...)
-	memLimitDesc      = desc("container_memory_limit_bytes", "The container's memory limit; absent when it has none.", containerLabels...)
+	memLimitDesc      = desc("container_memory_limit_bytes", "The container's memory limit (on cgroup v1, its parent cgroup's when only that is limited); absent when it has none.", containerLabels...)
 	memPeakDesc       = desc("container_memory_max_usage_bytes", "The highest usage the cgroup has recorded.", containerLabels...)
 	memLimitHitsDesc  = desc("container_memory_limit_hits_total", "Times the cgroup hit its memory limit (v1 failcnt, v2 memory.events max).", containerLabels...)
 	memOOMKillsDesc   = desc("container_oom_kills_total", "Processes the kernel OOM-killed in this cgroup.", containerLabels...)
