@@ -8,8 +8,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -17,6 +19,76 @@ import (
 	"github.com/exit137-exporter/exit137-exporter/attribution"
 	"github.com/exit137-exporter/exit137-exporter/internal/testrig"
 )
+
+// The tests named TestReal* need the real host as root: they make memory
+// cgroups, OOM-kill processes in them and read /dev/kmsg. `go test -short`
+// skips them; without -short they run (scripts/test, CI), and where the
+// host cannot give what they need they skip, or fail when CI=true. Each
+// first removes what an interrupted run left (realHost) and cleans up
+// after itself in t.Cleanup.
+
+// realHost skips a real-host test under -short and, once per run, sweeps
+// the leftovers of an interrupted one: cgroups named like this package's
+// test containers (e137…), with whatever still runs in them.
+func realHost(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("real-host test: skipped under -short")
+	}
+	sweepOnce.Do(func() {
+		const root = "/sys/fs/cgroup"
+		leftover := regexp.MustCompile(`^(?:docker-)?(e137[0-9a-f]{60})(?:\.scope)?$`)
+		sweepCgroups(t, leftover, filepath.Join(root, "memory"), filepath.Join(root, "memory", "docker"), root)
+	})
+}
+
+var sweepOnce sync.Once
+
+// removeTestCgroup kills what still runs in a cgroup an interrupted run
+// left, then removes it and, first, its child cgroups.
+func removeTestCgroup(t *testing.T, dir string) {
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if e.IsDir() {
+			removeTestCgroup(t, filepath.Join(dir, e.Name()))
+		}
+	}
+	if procs, err := os.ReadFile(filepath.Join(dir, "cgroup.procs")); err == nil {
+		for _, f := range strings.Fields(string(procs)) {
+			if pid, err := strconv.Atoi(f); err == nil && pid > 1 {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		err := syscall.Rmdir(dir)
+		if err == nil {
+			t.Logf("removed a cgroup an interrupted run left: %s", dir)
+			return
+		}
+		if errors.Is(err, syscall.ENOENT) || time.Now().After(deadline) {
+			return
+		}
+	}
+}
+
+// sweepCgroups removes the cgroups under parents whose names match
+// leftover and that are no container Docker knows.
+func sweepCgroups(t *testing.T, leftover *regexp.Regexp, parents ...string) {
+	for _, parent := range parents {
+		entries, _ := os.ReadDir(parent)
+		for _, e := range entries {
+			m := leftover.FindStringSubmatch(e.Name())
+			if !e.IsDir() || m == nil {
+				continue
+			}
+			if len(m) > 1 && m[1] != "" && fileExists(filepath.Join("/var/lib/docker/containers", m[1])) {
+				continue // a real container whose id happens to match
+			}
+			removeTestCgroup(t, filepath.Join(parent, e.Name()))
+		}
+	}
+}
 
 // hogEnv makes the test binary a memory hog (see TestMain).
 const hogEnv = "EXIT137_KMSG_TEST_HOG"
@@ -123,6 +195,7 @@ func isDir(p string) bool { st, err := os.Stat(p); return err == nil && st.IsDir
 // cgroup named like a container's, and reads the kill from /dev/kmsg. In
 // CI (CI=true) a host that cannot do this fails the test.
 func TestRealKmsgOOMKill(t *testing.T) {
+	realHost(t)
 	unavailable := func(why string, err error) {
 		t.Helper()
 		testrig.Need(t, "%s: %v", why, err)
@@ -251,6 +324,7 @@ func TestRealKmsgOOMKill(t *testing.T) {
 // be counted once, and its evidence name its pid, and its container when
 // the summary or the victim's /proc/<pid>/cgroup tells it.
 func TestRealKmsgOOMStorm(t *testing.T) {
+	realHost(t)
 	const n = 12
 	if os.Geteuid() != 0 {
 		testrig.Need(t, "needs root: euid %d", os.Geteuid())

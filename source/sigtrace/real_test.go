@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -21,15 +22,103 @@ import (
 	"github.com/exit137-exporter/exit137-exporter/source"
 )
 
+// TestRealTracefs needs the real host as root: it mounts tracefs, makes
+// trace instances and a cgroup, and kills processes. `go test -short`
+// skips it; without -short it runs (scripts/test, CI), and where the host
+// cannot give what it needs it skips, or fails when CI=true. It first
+// removes what an interrupted run left (sweepLeftovers) and cleans up
+// after itself in t.Cleanup.
+
+// sweepLeftovers removes what an interrupted run of TestRealTracefs left:
+// its trace instances (exit137-test-*, which outlive every mount), the
+// tracefs mounts it made in its temporary directories, and its cgroups.
+func sweepLeftovers(t *testing.T) {
+	t.Helper()
+	if mounts, err := os.ReadFile("/proc/self/mounts"); err == nil {
+		for _, line := range strings.Split(string(mounts), "\n") {
+			f := strings.Fields(line)
+			if len(f) >= 3 && f[2] == "tracefs" && strings.HasPrefix(f[1], filepath.Join(os.TempDir(), "TestRealTracefs")) {
+				if err := unix.Unmount(f[1], unix.MNT_DETACH); err == nil {
+					t.Logf("removed a tracefs mount an interrupted run left: %s", f[1])
+				}
+			}
+		}
+	}
+	tracefs := t.TempDir()
+	if err := unix.Mount("nodev", tracefs, "tracefs", 0, ""); err == nil {
+		dirs, _ := filepath.Glob(filepath.Join(tracefs, "instances", "exit137-test-*"))
+		for _, dir := range dirs {
+			if err := unix.Rmdir(dir); err == nil {
+				t.Logf("removed a trace instance an interrupted run left: %s", filepath.Base(dir))
+			}
+		}
+		_ = unix.Unmount(tracefs, unix.MNT_DETACH)
+	}
+	leftover := regexp.MustCompile(`^docker-(e137[0-9a-f]{60})\.scope$`)
+	sweepCgroups(t, leftover, "/sys/fs/cgroup/unified", "/sys/fs/cgroup")
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// removeTestCgroup kills what still runs in a cgroup an interrupted run
+// left, then removes it and, first, its child cgroups.
+func removeTestCgroup(t *testing.T, dir string) {
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if e.IsDir() {
+			removeTestCgroup(t, filepath.Join(dir, e.Name()))
+		}
+	}
+	if procs, err := os.ReadFile(filepath.Join(dir, "cgroup.procs")); err == nil {
+		for _, f := range strings.Fields(string(procs)) {
+			if pid, err := strconv.Atoi(f); err == nil && pid > 1 {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		err := syscall.Rmdir(dir)
+		if err == nil {
+			t.Logf("removed a cgroup an interrupted run left: %s", dir)
+			return
+		}
+		if errors.Is(err, syscall.ENOENT) || time.Now().After(deadline) {
+			return
+		}
+	}
+}
+
+// sweepCgroups removes the cgroups under parents whose names match
+// leftover and that are no container Docker knows.
+func sweepCgroups(t *testing.T, leftover *regexp.Regexp, parents ...string) {
+	for _, parent := range parents {
+		entries, _ := os.ReadDir(parent)
+		for _, e := range entries {
+			m := leftover.FindStringSubmatch(e.Name())
+			if !e.IsDir() || m == nil {
+				continue
+			}
+			if len(m) > 1 && m[1] != "" && fileExists(filepath.Join("/var/lib/docker/containers", m[1])) {
+				continue // a real container whose id happens to match
+			}
+			removeTestCgroup(t, filepath.Join(parent, e.Name()))
+		}
+	}
+}
+
 // TestRealTracefs traces real SIGKILLs through a real trace instance: it
 // mounts tracefs where it is not mounted, removes a stale instance,
 // leaves one in use alone, reads the sender from /proc, maps the target
 // to a container by its cgroup, and removes the instance and its mount
 // when done.
 func TestRealTracefs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real-host test: skipped under -short")
+	}
 	if os.Geteuid() != 0 {
 		testrig.Need(t, "needs root (euid %d)", os.Geteuid())
 	}
+	sweepLeftovers(t)
 	raw := make([]byte, 30)
 	if _, err := rand.Read(raw); err != nil {
 		t.Fatal(err)
