@@ -10,23 +10,10 @@ import (
 	"syscall"
 )
 
-// Driver is Docker's cgroup driver, which decides where a container's
-// cgroup lives.
-type Driver string
-
-const (
-	// DriverCgroupfs puts containers at <memory root>/docker/<id>.
-	DriverCgroupfs Driver = "cgroupfs"
-	// DriverSystemd puts containers at
-	// <memory root>/system.slice/docker-<id>.scope.
-	DriverSystemd Driver = "systemd"
-)
-
 // Container is one Docker container's memory cgroup.
 type Container struct {
-	ID     string // full 64-hex container id
-	Path   string // relative to FS.MemoryRoot, e.g. "docker/<id>" or "system.slice/docker-<id>.scope"
-	Driver Driver
+	ID   string // full 64-hex container id
+	Path string // relative to FS.MemoryRoot, e.g. "docker/<id>" (the cgroupfs driver) or "system.slice/docker-<id>.scope" (systemd)
 }
 
 const (
@@ -53,7 +40,7 @@ func (f FS) DockerContainers() ([]Container, error) {
 	}
 	for _, n := range names {
 		if IsContainerID(n) {
-			out = append(out, Container{ID: n, Path: cgroupfsParent + "/" + n, Driver: DriverCgroupfs})
+			out = append(out, Container{ID: n, Path: cgroupfsParent + "/" + n})
 		}
 	}
 	names, err = f.readDirNames(systemdParent)
@@ -63,7 +50,7 @@ func (f FS) DockerContainers() ([]Container, error) {
 	for _, n := range names {
 		if id, ok := strings.CutPrefix(n, scopePrefix); ok {
 			if id, ok = strings.CutSuffix(id, scopeSuffix); ok && IsContainerID(id) {
-				out = append(out, Container{ID: id, Path: systemdParent + "/" + n, Driver: DriverSystemd})
+				out = append(out, Container{ID: id, Path: systemdParent + "/" + n})
 			}
 		}
 	}
@@ -121,6 +108,14 @@ func (f FS) ContainerPath(id string) (string, error) {
 }
 
 var errNoContainerCgroup = &notExistError{"no memory cgroup for this container (tried docker/<id> and system.slice/docker-<id>.scope)"}
+
+// ShortID is the 12-digit form of a container id, as Docker prints it.
+func ShortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
 
 // IsContainerID reports whether s is a full Docker container id: 64
 // lower-case hex digits.

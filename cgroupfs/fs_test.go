@@ -36,15 +36,15 @@ var fixtures = []fixtureTree{
 		containers: []fixtureContainer{
 			{
 				Container{"8a62eeb9281e875d42d30e840f72389d18d31fe733fbb29d0717a49760aebb89",
-					"docker/8a62eeb9281e875d42d30e840f72389d18d31fe733fbb29d0717a49760aebb89", DriverCgroupfs},
+					"docker/8a62eeb9281e875d42d30e840f72389d18d31fe733fbb29d0717a49760aebb89"},
 				Memory{Usage: 127533056, WorkingSet: 102334464, Limit: Limit{Unlimited: true},
-					Peak: u64(127533056), LimitHits: u64(0), OOMEvents: nil, OOMKills: u64(0)},
+					Peak: u64(127533056), LimitHits: u64(0), OOMKills: u64(0)},
 			},
 			{
 				Container{"b8dc0741e7bb8d21a7448602255e9453a62a86970e1d5e648c6049791c9507d8",
-					"docker/b8dc0741e7bb8d21a7448602255e9453a62a86970e1d5e648c6049791c9507d8", DriverCgroupfs},
+					"docker/b8dc0741e7bb8d21a7448602255e9453a62a86970e1d5e648c6049791c9507d8"},
 				Memory{Usage: 30322688, WorkingSet: 21934080, Limit: Limit{Bytes: 67108864},
-					Peak: u64(67108864), LimitHits: u64(125), OOMEvents: nil, OOMKills: u64(1)},
+					Peak: u64(67108864), LimitHits: u64(125), OOMKills: u64(1)},
 			},
 		},
 	},
@@ -53,21 +53,21 @@ var fixtures = []fixtureTree{
 		containers: []fixtureContainer{
 			{
 				Container{"016702267cf2c431c3fa6b5b61093b067bce6e506a4a49cf6a0111ce6e7bd3fe",
-					"system.slice/docker-016702267cf2c431c3fa6b5b61093b067bce6e506a4a49cf6a0111ce6e7bd3fe.scope", DriverSystemd},
+					"system.slice/docker-016702267cf2c431c3fa6b5b61093b067bce6e506a4a49cf6a0111ce6e7bd3fe.scope"},
 				Memory{Usage: 298455040, WorkingSet: 239734784, Limit: Limit{Unlimited: true},
-					Peak: u64(298455040), LimitHits: u64(0), OOMEvents: nil, OOMKills: u64(0)},
+					Peak: u64(298455040), LimitHits: u64(0), OOMKills: u64(0)},
 			},
 			{
 				Container{"6bff81700e856ef6c72ae2ee33a139ba27c2e50c55b434a37eafd282f5e65be6",
-					"system.slice/docker-6bff81700e856ef6c72ae2ee33a139ba27c2e50c55b434a37eafd282f5e65be6.scope", DriverSystemd},
+					"system.slice/docker-6bff81700e856ef6c72ae2ee33a139ba27c2e50c55b434a37eafd282f5e65be6.scope"},
 				Memory{Usage: 48111616, WorkingSet: 40771584, Limit: Limit{Bytes: 536870912},
-					Peak: u64(48111616), LimitHits: u64(0), OOMEvents: nil, OOMKills: u64(0)},
+					Peak: u64(48111616), LimitHits: u64(0), OOMKills: u64(0)},
 			},
 			{
 				Container{"d392b80b78b580f7c43e98b7caee00befbd1a7c9f2df6d6cfd17563a6d749acb",
-					"system.slice/docker-d392b80b78b580f7c43e98b7caee00befbd1a7c9f2df6d6cfd17563a6d749acb.scope", DriverSystemd},
+					"system.slice/docker-d392b80b78b580f7c43e98b7caee00befbd1a7c9f2df6d6cfd17563a6d749acb.scope"},
 				Memory{Usage: 42889216, WorkingSet: 30306304, Limit: Limit{Bytes: 67108864},
-					Peak: u64(67108864), LimitHits: u64(101), OOMEvents: nil, OOMKills: u64(1)},
+					Peak: u64(67108864), LimitHits: u64(101), OOMKills: u64(1)},
 			},
 		},
 	},
@@ -76,21 +76,21 @@ var fixtures = []fixtureTree{
 		containers: []fixtureContainer{
 			{
 				Container{"54adf8a15c86cdeb810865a1e8f5a92ca002d095cd22c4548d9dc6fba5d159ab",
-					"system.slice/docker-54adf8a15c86cdeb810865a1e8f5a92ca002d095cd22c4548d9dc6fba5d159ab.scope", DriverSystemd},
+					"system.slice/docker-54adf8a15c86cdeb810865a1e8f5a92ca002d095cd22c4548d9dc6fba5d159ab.scope"},
 				Memory{Usage: 61767680, WorkingSet: 53379072, Limit: Limit{Bytes: 67108864},
-					Peak: u64(67108864), LimitHits: u64(1873), OOMEvents: u64(1), OOMKills: u64(1)},
+					Peak: u64(67108864), LimitHits: u64(1873), OOMKills: u64(1)},
 			},
 			{
 				Container{"c4c7ab6d0d7bcdf76ef6ff9cc90ee874d2a67858a03b4c80a0406f01bde17656",
-					"system.slice/docker-c4c7ab6d0d7bcdf76ef6ff9cc90ee874d2a67858a03b4c80a0406f01bde17656.scope", DriverSystemd},
+					"system.slice/docker-c4c7ab6d0d7bcdf76ef6ff9cc90ee874d2a67858a03b4c80a0406f01bde17656.scope"},
 				Memory{Usage: 253657088, WorkingSet: 190742528, Limit: Limit{Unlimited: true},
-					Peak: u64(271581184), LimitHits: u64(0), OOMEvents: u64(0), OOMKills: u64(0)},
+					Peak: u64(271581184), LimitHits: u64(0), OOMKills: u64(0)},
 			},
 			{
 				Container{"d28cf2b1cf5dbd13b6a64c69c0c2b6d26bfe93671cea9deea157236e679286f7",
-					"system.slice/docker-d28cf2b1cf5dbd13b6a64c69c0c2b6d26bfe93671cea9deea157236e679286f7.scope", DriverSystemd},
+					"system.slice/docker-d28cf2b1cf5dbd13b6a64c69c0c2b6d26bfe93671cea9deea157236e679286f7.scope"},
 				Memory{Usage: 17727488, WorkingSet: 14581760, Limit: Limit{Bytes: 268435456},
-					Peak: u64(21495808), LimitHits: u64(0), OOMEvents: u64(0), OOMKills: u64(0)},
+					Peak: u64(21495808), LimitHits: u64(0), OOMKills: u64(0)},
 			},
 		},
 	},
@@ -99,15 +99,15 @@ var fixtures = []fixtureTree{
 		containers: []fixtureContainer{
 			{
 				Container{"29128b9edf263bbb24cb0e320c02b35be7c8d458676fce0873cc93c81a664bf9",
-					"docker/29128b9edf263bbb24cb0e320c02b35be7c8d458676fce0873cc93c81a664bf9", DriverCgroupfs},
+					"docker/29128b9edf263bbb24cb0e320c02b35be7c8d458676fce0873cc93c81a664bf9"},
 				Memory{Usage: 58613760, WorkingSet: 49176576, Limit: Limit{Bytes: 67108864},
-					Peak: nil, LimitHits: u64(412), OOMEvents: u64(2), OOMKills: u64(1)},
+					Peak: nil, LimitHits: u64(412), OOMKills: u64(1)},
 			},
 			{
 				Container{"cc6e9926fbe4a77478e1028536a167de54738c8a038392174e700eb235ba4182",
-					"docker/cc6e9926fbe4a77478e1028536a167de54738c8a038392174e700eb235ba4182", DriverCgroupfs},
+					"docker/cc6e9926fbe4a77478e1028536a167de54738c8a038392174e700eb235ba4182"},
 				Memory{Usage: 103702528, WorkingSet: 82731008, Limit: Limit{Unlimited: true},
-					Peak: nil, LimitHits: u64(0), OOMEvents: u64(0), OOMKills: u64(0)},
+					Peak: nil, LimitHits: u64(0), OOMKills: u64(0)},
 			},
 		},
 	},
@@ -189,8 +189,8 @@ func fmtMemory(m Memory) string {
 		}
 		return strconv.FormatUint(*v, 10)
 	}
-	return fmt.Sprintf("{Usage:%d WorkingSet:%d Limit:%+v Peak:%s LimitHits:%s OOMEvents:%s OOMKills:%s}",
-		m.Usage, m.WorkingSet, m.Limit, p(m.Peak), p(m.LimitHits), p(m.OOMEvents), p(m.OOMKills))
+	return fmt.Sprintf("{Usage:%d WorkingSet:%d Limit:%+v Peak:%s LimitHits:%s OOMKills:%s}",
+		m.Usage, m.WorkingSet, m.Limit, p(m.Peak), p(m.LimitHits), p(m.OOMKills))
 }
 
 func TestNewFSErrors(t *testing.T) {
@@ -310,7 +310,7 @@ func TestDockerContainersIgnores(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []Container{{ID: id, Path: "docker/" + id, Driver: DriverCgroupfs}}
+	want := []Container{{ID: id, Path: "docker/" + id}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %+v, want %+v", got, want)
 	}

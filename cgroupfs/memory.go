@@ -58,9 +58,6 @@ type Memory struct {
 	// LimitHits is v1 memory.failcnt, v2 memory.events "max": how many
 	// times usage hit the limit.
 	LimitHits *uint64
-	// OOMEvents is v2 memory.events "oom": how many times the cgroup ran
-	// out of memory at its limit. nil on v1, which has no such counter.
-	OOMEvents *uint64
 	// OOMKills is v1 memory.oom_control "oom_kill" (kernel 4.13+; nil
 	// before), v2 memory.events "oom_kill": processes killed by the OOM
 	// killer in this cgroup.
@@ -193,7 +190,7 @@ func (r *dirReader) memoryV1() (Memory, error) {
 
 func (r *dirReader) memoryV2() (Memory, error) {
 	var m Memory
-	vals := new([4]uint64)
+	vals := new([3]uint64)
 	// memory.peak first: it is optional (kernel 5.19+), and a missing
 	// optional file is only trusted because a required read follows.
 	data, found, err := r.read(filePeak, true)
@@ -212,7 +209,7 @@ func (r *dirReader) memoryV2() (Memory, error) {
 	if data, _, err = r.read(fileEvents, false); err != nil {
 		return Memory{}, err
 	}
-	for i, key := range [...]string{"max", "oom", "oom_kill"} {
+	for i, key := range [...]string{"max", "oom_kill"} {
 		v, found, err := ParseKeyedValue(data, key)
 		if err != nil {
 			return Memory{}, r.parseErr(fileEvents, err)
@@ -225,9 +222,7 @@ func (r *dirReader) memoryV2() (Memory, error) {
 		case 0:
 			m.LimitHits = &vals[1]
 		case 1:
-			m.OOMEvents = &vals[2]
-		case 2:
-			m.OOMKills = &vals[3]
+			m.OOMKills = &vals[2]
 		}
 	}
 	return m, nil

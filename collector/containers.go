@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/exit137-exporter/exit137-exporter/attribution"
+	"github.com/exit137-exporter/exit137-exporter/cgroupfs"
 	"github.com/exit137-exporter/exit137-exporter/tracker"
 )
 
@@ -44,7 +45,7 @@ func (c *containersCollector) Update(ch chan<- prometheus.Metric) error {
 		if v.Name == "" {
 			continue
 		}
-		short := shortID(id)
+		short := cgroupfs.ShortID(id)
 		b := make(seriesBatch, 0, 4)
 		b.send(ch, containerInfoDesc, prometheus.GaugeValue, 1,
 			c.info.get(id, infoLabels, short, v.Name, v.Image, v.ComposeProject, v.ComposeService, v.SystemdUnit))

@@ -118,7 +118,7 @@ func (c *memoryCollector) Update(ch chan<- prometheus.Metric) error {
 
 // send sends one container's memory series.
 func (c *memoryCollector) send(ch chan<- prometheus.Metric, id string, m *cgroupfs.Memory, v tracker.View, now time.Time) {
-	labels := c.labels.get(id, containerLabels, shortID(id), v.Name, v.Image)
+	labels := c.labels.get(id, containerLabels, cgroupfs.ShortID(id), v.Name, v.Image)
 	b := make(seriesBatch, 0, 6)
 	b.send(ch, memUsageDesc, prometheus.GaugeValue, float64(m.Usage), labels)
 	b.send(ch, memWorkingSetDesc, prometheus.GaugeValue, float64(m.WorkingSet), labels)
@@ -162,7 +162,7 @@ func (c *memoryCollector) memoryByPID(id string, pid int, now time.Time) (cgroup
 	if err != nil {
 		if p == nil || p.pid != pid {
 			if errors.Is(err, fs.ErrNotExist) {
-				c.logger.Debug("container cgroup not found from its init's pid", "id", shortID(id), "pid", pid, "err", err)
+				c.logger.Debug("container cgroup not found from its init's pid", "id", cgroupfs.ShortID(id), "pid", pid, "err", err)
 			} else {
 				c.health.Error(c.logger, "finding container memory cgroup from its init's pid", err)
 			}
@@ -187,11 +187,4 @@ func sendOptional(ch chan<- prometheus.Metric, b *seriesBatch, d *prometheus.Des
 	if v != nil {
 		b.send(ch, d, t, float64(*v), labels)
 	}
-}
-
-func shortID(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
 }

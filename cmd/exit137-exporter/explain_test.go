@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"log/slog"
 	"net/http/httptest"
 	"os"
 	"path/filepath"

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/exit137-exporter/exit137-exporter/cgroupfs"
 )
 
 // scopePrefixes are the systemd scope names container runtimes create:
@@ -29,35 +31,22 @@ var scopePrefixes = []string{"docker-", "cri-containerd-", "crio-", "libpod-"}
 // runtime knows.
 func ContainerIDFromCgroup(path string) (string, bool) {
 	for comp := range strings.SplitSeq(path, "/") {
-		if isContainerID(comp) {
+		if cgroupfs.IsContainerID(comp) {
 			return comp, true
 		}
 		if name, ok := strings.CutSuffix(comp, ".scope"); ok {
 			for _, p := range scopePrefixes {
-				if id, ok := strings.CutPrefix(name, p); ok && isContainerID(id) {
+				if id, ok := strings.CutPrefix(name, p); ok && cgroupfs.IsContainerID(id) {
 					return id, true
 				}
 			}
 		}
 		// Podman's cgroupfs manager names the cgroup libpod-<id>, no scope.
-		if id, ok := strings.CutPrefix(comp, "libpod-"); ok && isContainerID(id) {
+		if id, ok := strings.CutPrefix(comp, "libpod-"); ok && cgroupfs.IsContainerID(id) {
 			return id, true
 		}
 	}
 	return "", false
-}
-
-// isContainerID reports whether s is 64 lower-case hex digits.
-func isContainerID(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // ContainerOfPID reads <procRoot>/<pid>/cgroup (procRoot "" is /proc) and

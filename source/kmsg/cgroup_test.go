@@ -3,6 +3,8 @@ package kmsg
 import (
 	"strings"
 	"testing"
+
+	"github.com/exit137-exporter/exit137-exporter/cgroupfs"
 )
 
 func TestContainerOfPID(t *testing.T) {
@@ -59,7 +61,7 @@ func FuzzContainerIDFromProcCgroup(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		if id, ok := ContainerIDFromProcCgroup(data); ok != (id != "") || (ok && !isContainerID(id)) {
+		if id, ok := ContainerIDFromProcCgroup(data); ok != (id != "") || (ok && !cgroupfs.IsContainerID(id)) {
 			t.Errorf("ContainerIDFromProcCgroup(%q) = %q, %v", data, id, ok)
 		}
 	})
