@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/exit137-exporter/exit137-exporter/attribution"
+	"github.com/exit137-exporter/exit137-exporter/cgroupfs"
 )
 
 // Meta is what the runtime tells about a container; the tracker keeps the
@@ -74,7 +75,7 @@ type Tracker struct {
 	// counted is signalled when an exit was counted: the state saver
 	// writes then, so that a crash right after cannot count it again.
 	counted chan struct{}
-	wg    sync.WaitGroup
+	wg      sync.WaitGroup
 }
 
 // container is the registry's record of one container id.
@@ -217,7 +218,7 @@ func (t *Tracker) Died(id string, at time.Time, exitCode int, inspected *RunStat
 		return false
 	}
 	if ended == nil {
-		t.logger.Debug("exit already counted", "id", shortID(id), "at", at)
+		t.logger.Debug("exit already counted", "id", cgroupfs.ShortID(id), "at", at)
 		return false
 	}
 	t.count(id, end)
@@ -258,7 +259,7 @@ func (t *Tracker) Observe(id string, st RunState) {
 		c.lastExit = &exit
 	}
 	for _, end := range endings {
-		t.logger.Info("counted an exit found on reconcile", "name", c.Name, "id", shortID(id),
+		t.logger.Info("counted an exit found on reconcile", "name", c.Name, "id", cgroupfs.ShortID(id),
 			"exit_code", end.exitCode, "at", end.at)
 	}
 	t.countAll(id, endings)
@@ -383,7 +384,7 @@ func (t *Tracker) decide(r *run, p *pendingExit) {
 	case t.counted <- struct{}{}:
 	default: // a save is due already
 	}
-	t.logger.Info("container exit", "name", exit.Name, "id", shortID(exit.ContainerID), "exit_code", exit.ExitCode,
+	t.logger.Info("container exit", "name", exit.Name, "id", cgroupfs.ShortID(exit.ContainerID), "exit_code", exit.ExitCode,
 		"signal", v.Signal, "cause", v.Cause, "strength", v.Strength, "inferred", exit.Inferred, "summary", v.Summary)
 }
 
@@ -408,10 +409,3 @@ func (t *Tracker) Counted() <-chan struct{} { return t.counted }
 // Wait blocks until every pending verdict is decided; for tests and
 // shutdown.
 func (t *Tracker) Wait() { t.wg.Wait() }
-
-func shortID(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
-}
