@@ -1,8 +1,11 @@
-// Package docker is the Docker evidence source. It lists containers once
-// per connection, then follows the event stream; every API call it makes
-// is driven by an event or a (re)connect, never by a scrape. It feeds the
-// tracker with container metadata, starts and exits, and the evidence the
-// events carry (oom, kill with its signal, stop).
+// Package docker is the container runtime's evidence source, over the
+// Docker Engine API: dockerd's, or Podman's Docker-compatible service
+// (podman system service), told apart by the API's version answer. It
+// lists containers once per connection, then follows the event stream;
+// every API call it makes is driven by an event or a (re)connect, never by
+// a scrape. It feeds the tracker with container metadata, starts and
+// exits, and the evidence the events carry (oom, kill with its signal,
+// stop).
 package docker
 
 import (
@@ -14,6 +17,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
@@ -54,6 +58,8 @@ type Source struct {
 	tracker *tracker.Tracker
 	health  *source.Health
 	logger  *slog.Logger
+	// runtime is what answers on the socket, from the latest session.
+	runtime atomic.Pointer[Runtime]
 	// inspects feed the workers that make the inspect after a start or a
 	// die off the event loop, one queue per worker; a container always
 	// goes to the same one, so its inspects stay in order. nil: inline.
@@ -168,10 +174,11 @@ func (s *Source) session(ctx context.Context) (streamed bool, err error) {
 		return false, err
 	}
 	s.client.NegotiateAPIVersion(ctx)
+	rt := s.detectRuntime(ctx)
 	if info, err := s.client.Info(ctx); err == nil && s.opts.OnDataRoot != nil && info.DockerRootDir != "" {
 		s.opts.OnDataRoot(info.DockerRootDir)
 	}
-	drained := time.Now()
+	drained := drainEnd(rt, time.Now())
 	if err := s.drain(ctx, s.tracker.Cursor().Add(-replayOverlap), drained); err != nil {
 		return false, fmt.Errorf("replay events: %w", err)
 	}
@@ -287,23 +294,37 @@ func (s *Source) handle(ctx context.Context, m events.Message) {
 		if s.tracker.Died(id, at, code, nil) {
 			s.queueInspect(ctx, inspectJob{id: id, at: at, die: true})
 		}
-	case "destroy":
+	case "destroy", "remove": // Podman says remove
 		s.tracker.Removed(id, at)
 	}
+	// Podman's init (the runtime made the container), cleanup (conmon
+	// tidied up after the exit) and sync (podman ps refreshed its state)
+	// say nothing about a death.
 }
 
 // Evidence turns the events that say something about a coming death (oom,
-// kill with its signal, stop) into evidence.
+// kill with its signal, stop) into evidence. Podman's kill event names no
+// signal: its evidence has Signal 0, which no rule reads as a SIGKILL
+// (podman kill -s TERM makes the same event); a traced SIGKILL or the
+// kernel's word decides instead.
 func Evidence(m events.Message) (attribution.Evidence, bool) {
 	e := attribution.Evidence{Container: m.Actor.ID, Time: eventTime(m), Source: "docker"}
+	who := "docker"
+	if podmanEvent(m) {
+		who = "podman"
+	}
 	switch m.Action {
 	case "oom":
-		e.Kind, e.Detail = attribution.KindDockerOOM, "docker event: oom (the container's memory cgroup hit an OOM)"
+		e.Kind, e.Detail = attribution.KindDockerOOM, who+" event: oom (the container's memory cgroup hit an OOM)"
 	case "kill":
-		e.Kind, e.Detail = attribution.KindDockerKill, "docker event: kill, signal "+m.Actor.Attributes["signal"]
-		e.Signal, _ = strconv.Atoi(m.Actor.Attributes["signal"])
+		sig, named := m.Actor.Attributes["signal"]
+		e.Kind, e.Detail = attribution.KindDockerKill, who+" event: kill, signal "+sig
+		if !named {
+			e.Detail = who + " event: kill (the runtime does not say which signal)"
+		}
+		e.Signal, _ = strconv.Atoi(sig)
 	case "stop":
-		e.Kind, e.Detail = attribution.KindDockerStop, "docker event: stop"
+		e.Kind, e.Detail = attribution.KindDockerStop, who+" event: stop"
 	default:
 		return e, false
 	}

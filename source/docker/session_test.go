@@ -33,6 +33,10 @@ type fakeDaemon struct {
 	calls      []string
 	cut        context.CancelFunc
 	cutCtx     context.Context
+	// podman makes the daemon answer as Podman 4.3 does: its version
+	// answer, and an until taken as the wall time to stop reading at (an
+	// until already past replays nothing).
+	podman bool
 }
 
 func newFakeDaemon(t *testing.T) (*fakeDaemon, string) {
@@ -116,8 +120,24 @@ func (f *fakeDaemon) serve(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte("OK"))
 	case path == "/info":
 		_ = enc.Encode(map[string]string{})
+	case path == "/version":
+		if f.podman {
+			_ = enc.Encode(podmanVersion)
+		} else {
+			_ = enc.Encode(debianDockerVersion)
+		}
 	case path == "/events":
 		since, until := parseStamp(r.URL.Query().Get("since")), parseStamp(r.URL.Query().Get("until"))
+		if f.podman && !until.IsZero() {
+			if time.Until(until) <= 0 {
+				f.mu.Lock()
+				f.calls = append(f.calls, "drain")
+				f.mu.Unlock()
+				w.WriteHeader(http.StatusOK)
+				return
+			}
+			time.Sleep(time.Until(until))
+		}
 		f.mu.Lock()
 		kind := "live"
 		if !until.IsZero() {
@@ -340,4 +360,85 @@ func TestSessionReplaysBeforeReconcileAndCountsOnce(t *testing.T) {
 			t.Fatalf("the exit while down counted %d times, want 1", got)
 		}
 	})
+}
+
+// podmanDie is a die event as Podman's compatible API sends it.
+func podmanDie(code int) map[string]string {
+	return map[string]string{"name": "web", "image": "localhost/img", "podId": "", "exitCode": strconv.Itoa(code),
+		"containerExitCode": strconv.Itoa(code)}
+}
+
+func podmanAttrs() map[string]string {
+	return map[string]string{"name": "web", "image": "localhost/img", "podId": "", "containerExitCode": "0"}
+}
+
+// On Podman the drain must replay what happened during a cut although
+// Podman stops reading at an until already past: a container killed and
+// removed during the cut is known only from the replay.
+func TestPodmanSessionReplaysTheCut(t *testing.T) {
+	h := newHarness(t)
+	h.daemon.podman = true
+	start := time.Now()
+	h.daemon.set(cid, "web", runningState(start, 100))
+	for i, action := range []string{"create", "init", "start"} {
+		h.daemon.emit(cid, action, start.Add(time.Duration(i+1)*time.Millisecond), podmanAttrs())
+	}
+	h.connect()
+	if rt, ok := h.src.Runtime(); !ok || rt.Name != RuntimePodman || rt.Version != "4.3.1" {
+		t.Fatalf("runtime %+v %v, want podman 4.3.1", rt, ok)
+	}
+	h.cut()
+	h.daemon.emit(cid, "kill", start.Add(10*time.Millisecond), podmanAttrs())
+	h.daemon.emit(cid, "die", start.Add(11*time.Millisecond), podmanDie(137))
+	h.daemon.emit(cid, "cleanup", start.Add(12*time.Millisecond), podmanAttrs())
+	h.daemon.emit(cid, "remove", start.Add(13*time.Millisecond), podmanAttrs())
+	h.daemon.set(cid, "", nil)
+	h.connect()
+	if got := h.exits()["web"]; got != 1 {
+		t.Fatalf("the exit in the cut counted %d times, want 1 (calls: %s)", got, h.daemon.callLog())
+	}
+	// Only the replayed die knows the code; a reconcile alone would have
+	// inferred an exit of unknown code from the vanished container.
+	byName, _ := h.tracker.ExitSeries()
+	for _, s := range byName {
+		if s.Name == "web" && s.Count > 0 && s.ExitCode != 137 {
+			t.Fatalf("the exit in the cut counted as %+v, want code 137 from the replayed die", s.ExitKey)
+		}
+	}
+	// Live from where the drain ended: a later run's exit counts once too.
+	h.daemon.emit(cid, "start", time.Now(), podmanAttrs())
+	h.daemon.emit(cid, "die", time.Now().Add(time.Millisecond), podmanDie(3))
+	if got := h.exits()["web"]; got != 2 {
+		t.Fatalf("counted %d, want 2", got)
+	}
+}
+
+// Podman's remove is Docker's destroy: the container is gone.
+func TestPodmanRemoveIsDestroy(t *testing.T) {
+	h := newHarness(t)
+	h.daemon.podman = true
+	start := time.Now()
+	h.daemon.set(cid, "web", runningState(start, 100))
+	h.daemon.emit(cid, "start", start.Add(time.Millisecond), podmanAttrs())
+	h.connect()
+	h.daemon.emit(cid, "die", start.Add(10*time.Millisecond), podmanDie(0))
+	h.daemon.set(cid, "web", exitedState(start, start.Add(9*time.Millisecond), 0))
+	if got := h.exits()["web"]; got != 1 {
+		t.Fatalf("counted %d, want 1", got)
+	}
+	if _, ok := h.tracker.IDByName("web"); !ok {
+		t.Fatal("web unknown before its removal")
+	}
+	h.daemon.emit(cid, "remove", start.Add(20*time.Millisecond), podmanAttrs())
+	h.daemon.set(cid, "", nil)
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		if _, ok := h.tracker.IDByName("web"); !ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("web still known after podman's remove event")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
