@@ -8,9 +8,9 @@ import (
 
 // ExitKey is the label set of an exit counter besides the container.
 type ExitKey struct {
-	ExitCode int
-	Signal   string
-	Cause    attribution.Cause
+	ExitCode int               `json:"exit_code"`
+	Signal   string            `json:"signal"`
+	Cause    attribution.Cause `json:"cause"`
 }
 
 type nameKey struct{ name, image string }

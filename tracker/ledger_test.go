@@ -247,8 +247,12 @@ func TestStateSurvivesTheExporter(t *testing.T) {
 	third.Died(other, sec(20), 9, nil)
 	third.Died(id, sec(40), 1, nil)
 	third.Observe(id, exited(0.99, 39.9, 1))
-	if got := countsByCode(third); len(got) != 0 {
-		t.Fatalf("a clean restart recounted %v", got)
+	// The counters go on from where they stood, and nothing is recounted.
+	if got := countsByCode(third); got[1] != 1 || got[9] != 1 || len(got) != 2 {
+		t.Fatalf("after a clean restart the counters are %v, want the same one exit 1 and one 9", got)
+	}
+	if byName, _ := third.ExitSeries(); len(byName) == 0 {
+		t.Fatal("the per-name counters were not restored")
 	}
 }
 

@@ -13,10 +13,13 @@ import (
 	"github.com/exit137-exporter/exit137-exporter/cgroupfs"
 )
 
-// The state that survives the exporter: the ledger and the event cursor.
-// After a restart the exporter replays the daemon's events from the
-// cursor and reconciles against the ledger, so exits that happened while
-// it was down are counted once, and none it had counted is counted again.
+// The state that survives the exporter: the ledger, the event cursor and
+// the exit counters, saved together in one snapshot. After a restart the
+// exporter replays the daemon's events from the cursor and reconciles
+// against the ledger, so exits that happened while it was down are counted
+// once, and none it had counted is counted again; its counters go on from
+// where they stood, so an exit counted just before a stop, which no scrape
+// saw yet, is not lost to Prometheus either.
 
 // stateVersion is bumped when the file's meaning changes; a file of
 // another version is ignored (a fresh start), never misread.
@@ -33,6 +36,32 @@ type stateFile struct {
 	// event handled, or earlier while an exit still awaited its verdict.
 	Cursor  time.Time         `json:"cursor"`
 	Entries map[string]*entry `json:"entries"`
+	// Exits are the per-name counter sets, Host the host totals.
+	Exits []savedSet     `json:"exits,omitempty"`
+	Host  []savedCounter `json:"host,omitempty"`
+}
+
+// savedSet is one (name, image) set of exit counters.
+type savedSet struct {
+	Name     string         `json:"name"`
+	Image    string         `json:"image"`
+	Last     time.Time      `json:"last,omitzero"`
+	Counters []savedCounter `json:"counters"`
+}
+
+type savedCounter struct {
+	ExitKey
+	N uint64 `json:"n"`
+}
+
+func saveCounters(m map[ExitKey]uint64) []savedCounter {
+	out := make([]savedCounter, 0, len(m))
+	for k, n := range m {
+		if n > 0 {
+			out = append(out, savedCounter{ExitKey: k, N: n})
+		}
+	}
+	return out
 }
 
 // snapshot copies the ledger for saving. A run whose exit is counted but
@@ -74,7 +103,13 @@ func (t *Tracker) snapshot() stateFile {
 		entries[id] = c
 	}
 	trimTombstones(entries, maxStateEntries)
-	return stateFile{Version: stateVersion, Saved: t.now(), Cursor: cursor, Entries: entries}
+	state := stateFile{Version: stateVersion, Saved: t.now(), Cursor: cursor, Entries: entries, Host: saveCounters(t.exits.host)}
+	for k, set := range t.exits.byName {
+		if counters := saveCounters(set.counts); len(counters) > 0 {
+			state.Exits = append(state.Exits, savedSet{Name: k.name, Image: k.image, Last: set.last, Counters: counters})
+		}
+	}
+	return state
 }
 
 // trimTombstones drops the oldest tombstones until at most n entries stay.
@@ -171,8 +206,24 @@ func (t *Tracker) LoadState(path string) error {
 			return fmt.Errorf("state file %s has a bad entry %q", path, id)
 		}
 	}
+	for _, set := range s.Exits {
+		if set.Name == "" {
+			return fmt.Errorf("state file %s has a counter set without a name", path)
+		}
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	for _, c := range s.Host {
+		t.exits.host[c.ExitKey] = c.N
+	}
+	for _, set := range s.Exits {
+		t.exits.hold(set.Name, set.Image)
+		series := t.exits.byName[nameKey{set.Name, set.Image}]
+		series.last, series.touched = set.Last, false
+		for _, c := range set.Counters {
+			series.counts[c.ExitKey] = c.N
+		}
+	}
 	t.ledger.entries = s.Entries
 	t.ledger.lastEvent = s.Cursor
 	t.ledger.horizon = s.Cursor
