@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -24,6 +25,7 @@ func Docker(t testing.TB) {
 	if _, err := Try("docker", "info"); err != nil {
 		Need(t, "no Docker daemon answers (run scripts/dockerd.sh start): %v", err)
 	}
+	sweepOrphans(t)
 	helper := BuildBinary(t, "internal/testrig/helper")
 	if _, err := once("image", func() (string, error) {
 		dir, err := os.MkdirTemp("", "exit137-image-")
@@ -45,6 +47,26 @@ func Docker(t testing.TB) {
 		return Try("docker", "build", "--network", "none", "-q", "-t", HelperImage, dir)
 	}); err != nil {
 		t.Fatalf("building %s: %v", HelperImage, err)
+	}
+}
+
+// sweepOrphans removes the test containers of test processes that are
+// gone (killed before their cleanup ran): a crash-looping leftover would
+// add its deaths to the host-wide counts the tests check.
+func sweepOrphans(t testing.TB) {
+	out, err := Try("docker", "ps", "-a", "--filter", "label="+TestLabel, "--format", `{{.ID}} {{.Label "`+TestLabel+`"}}`)
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(out, "\n") {
+		id, owner, ok := strings.Cut(line, " ")
+		pid, err := strconv.Atoi(owner)
+		if !ok || err != nil || pid <= 0 || syscall.Kill(pid, 0) != syscall.ESRCH {
+			continue // malformed, or its process still runs (it cleans up itself)
+		}
+		if _, err := Try("docker", "rm", "-f", id); err == nil {
+			t.Logf("removed container %s left by test process %d, which is gone", id, pid)
+		}
 	}
 }
 
