@@ -87,7 +87,9 @@ func setOf(rs ...role) roleSet {
 // SIGKILL is the OOM killer's or the kernel's own.
 func manualSender(s string) bool {
 	switch s {
-	case "user", "docker", "systemd", "other":
+	// "docker" is the runtime class's old name (evidence kept from
+	// before the rename still reads as manual).
+	case "user", "runtime", "docker", "systemd", "other":
 		return true
 	}
 	return false

@@ -12,7 +12,7 @@ func init() {
 
 var sigkillsDesc = desc("sigkills_total",
 	"SIGKILLs traced since the exporter started, to any process, by sender class (kernel: the OOM killer or "+
-		"the kernel itself; systemd; docker: the container runtime; user: a login session or terminal; other).",
+		"the kernel itself; systemd; runtime: the container runtime, its shims and OCI runtime, Docker's or Podman's; user: a login session or terminal; other).",
 	"sender")
 
 type sigtraceCollector struct {

@@ -19,11 +19,11 @@ func TestSigtraceCollector(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := testutil.CollectAndCompare(kmsgDiskPromCollector{c}, strings.NewReader(`
-# HELP exit137_sigkills_total SIGKILLs traced since the exporter started, to any process, by sender class (kernel: the OOM killer or the kernel itself; systemd; docker: the container runtime; user: a login session or terminal; other).
+# HELP exit137_sigkills_total SIGKILLs traced since the exporter started, to any process, by sender class (kernel: the OOM killer or the kernel itself; systemd; runtime: the container runtime, its shims and OCI runtime, Docker's or Podman's; user: a login session or terminal; other).
 # TYPE exit137_sigkills_total counter
-exit137_sigkills_total{sender="docker"} 0
 exit137_sigkills_total{sender="kernel"} 0
 exit137_sigkills_total{sender="other"} 0
+exit137_sigkills_total{sender="runtime"} 0
 exit137_sigkills_total{sender="systemd"} 0
 exit137_sigkills_total{sender="user"} 0
 `)); err != nil {

@@ -80,7 +80,7 @@ func Overview(cfg Config) (dashboard.Dashboard, error) {
 			DataLinks(g.rowLink())).
 		WithPanel(g.events("SIGKILL senders",
 			"SIGKILLs per interval by the class of their sender, from tracefs signal_generate: kernel (OOM killer), "+
-				"systemd, docker (the daemon), user (a process with a login uid), other.",
+				"systemd, runtime (the container runtime: dockerd, containerd, podman, conmon, runc, crun), user (a process with a login uid), other.",
 			12, 8).
 			WithTarget(q("A", g.sumBy("sender", "increase", "exit137_sigkills_total"+host), "{{sender}}"))).
 		WithPanel(g.events("systemd propagated stops",

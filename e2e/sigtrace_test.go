@@ -50,19 +50,19 @@ func TestSigtraceSenders(t *testing.T) {
 		}
 	})
 
-	t.Run("docker kill is sent by docker", func(t *testing.T) {
-		before := sigkills(t, e, "docker")
+	t.Run("docker kill is sent by the runtime", func(t *testing.T) {
+		before := sigkills(t, e, "runtime")
 		name := testrig.UniqueName(t, "dockerkill")
 		testrig.Start(t, name, nil)
 		testrig.Run(t, "docker", "kill", name)
 		v := requireVerdict(t, e, name, attribution.CauseManual, "137", attribution.KindDockerKill, attribution.KindSignal)
 		c := signalEvidence(v)
 		t.Logf("verdict: %s; traced: %+v", v.Summary, c)
-		if c == nil || c.Sender != "docker" || !strings.HasPrefix(c.Detail, "runc (pid ") {
-			t.Errorf("signal evidence %+v, want one from runc, class docker", c)
+		if c == nil || c.Sender != "runtime" || !strings.HasPrefix(c.Detail, "runc (pid ") {
+			t.Errorf("signal evidence %+v, want one from runc, class runtime", c)
 		}
-		if got := sigkills(t, e, "docker"); got <= before {
-			t.Errorf("sigkills_total{sender=docker} %v, was %v", got, before)
+		if got := sigkills(t, e, "runtime"); got <= before {
+			t.Errorf("sigkills_total{sender=runtime} %v, was %v", got, before)
 		}
 	})
 

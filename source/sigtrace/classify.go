@@ -12,13 +12,13 @@ import (
 const (
 	ClassKernel  = "kernel"
 	ClassSystemd = "systemd"
-	ClassDocker  = "docker"
+	ClassRuntime = "runtime"
 	ClassUser    = "user"
 	ClassOther   = "other"
 )
 
 // Classes lists every class, so that metrics can pre-initialise them.
-var Classes = []string{ClassKernel, ClassSystemd, ClassDocker, ClassUser, ClassOther}
+var Classes = []string{ClassKernel, ClassSystemd, ClassRuntime, ClassUser, ClassOther}
 
 // siKernel is si_code SI_KERNEL. Userspace cannot send it to another
 // process: the kernel generated the signal itself. Measured here: a
@@ -32,8 +32,11 @@ const siKernel = 128
 //
 //	kernel   code SI_KERNEL (the OOM killer, a dying PID namespace, an
 //	         rlimit), the idle task (pid 0) or a kernel thread
-//	docker   the container runtime: dockerd, containerd, containerd-shim*,
-//	         runc, docker-init (docker kill and docker stop send through runc)
+//	runtime  the container runtime: Docker's dockerd, containerd,
+//	         containerd-shim*, runc and docker-init (docker kill and docker
+//	         stop send through runc); Podman's podman, conmon, runc or crun
+//	         and catatonit (podman kill and podman stop send through the
+//	         OCI runtime); CRI-O's crio and conmon(rs)
 //	systemd  a systemd manager (PID 1 or a user manager; systemctl kill,
 //	         a unit's stop timeout)
 //	user     a login session: a login uid is set (also behind sudo), or the
@@ -45,7 +48,7 @@ func Classify(ev *Event, s *Sender) string {
 	case ev.Code == siKernel || ev.SenderPID == 0 || s.Kernel:
 		return ClassKernel
 	case isRuntime(name) || s.Exe != "" && isRuntime(filepath.Base(s.Exe)):
-		return ClassDocker
+		return ClassRuntime
 	case name == "systemd":
 		return ClassSystemd
 	case s.LoginUID >= 0 || s.TTY:
@@ -54,9 +57,15 @@ func Classify(ev *Event, s *Sender) string {
 	return ClassOther
 }
 
+// isRuntime reports whether a comm (or an executable's base name) is a
+// container runtime's: an engine, a shim or monitor, an OCI runtime, or
+// the tiny init a runtime puts in a container.
 func isRuntime(name string) bool {
 	switch name {
-	case "dockerd", "containerd", "runc", "docker-init":
+	case "dockerd", "containerd", "docker-init", // Docker
+		"podman", "conmon", "catatonit", // Podman (conmon is CRI-O's monitor too)
+		"crio", "conmonrs", // CRI-O
+		"runc", "crun", "youki": // OCI runtimes
 		return true
 	}
 	// containerd-shim, containerd-shim-runc-v2 (a comm holds 15 bytes).

@@ -81,6 +81,13 @@ func hostProcs(f *fakeProc) {
 	f.add(proc{pid: 710, ppid: 700, comm: "helper", exe: "/helper", loginuid: noLoginUID, cgroup: "/docker/" + containerID})
 	f.add(proc{pid: 711, ppid: 700, comm: "helper", exe: "/helper", loginuid: noLoginUID, cgroup: "/system.slice/docker-" + containerID + ".scope"})
 	f.add(proc{pid: 1301, tgid: 1300, ppid: 1, comm: "dockerd", exe: "/usr/sbin/dockerd", loginuid: noLoginUID, cgroup: "/system.slice/docker.service"})
+	// Podman: a service started from a login shell, its conmon, and the
+	// OCI runtime it runs for podman kill / podman stop.
+	f.add(proc{pid: 1400, ppid: 812, comm: "podman", exe: "/usr/bin/podman", loginuid: 1000, tty: 34816, cgroup: "/user.slice"})
+	f.add(proc{pid: 1401, ppid: 1400, comm: "runc", exe: "/usr/sbin/runc", loginuid: 1000, tty: 34816, cgroup: "/user.slice"})
+	f.add(proc{pid: 1402, ppid: 1400, comm: "crun", exe: "/usr/bin/crun", loginuid: 1000, cgroup: "/user.slice"})
+	f.add(proc{pid: 1410, ppid: 1, comm: "conmon", exe: "/usr/bin/conmon", loginuid: 1000, cgroup: "/libpod_parent/conmon"})
+	f.add(proc{pid: 1420, ppid: 1410, comm: "helper", exe: "/helper", loginuid: 1000, cgroup: "/libpod_parent/libpod-" + containerID})
 	f.add(proc{pid: 800, ppid: 1, comm: "watchdog.sh", exe: "/usr/bin/dash", loginuid: noLoginUID, cgroup: "/system.slice/watchdog.service"})
 	f.add(proc{pid: 1200, ppid: 1, comm: "systemd", exe: "/usr/lib/systemd/systemd", uid: 1000, loginuid: 1000, cgroup: "/user.slice/user-1000.slice/user@1000.service"})
 }
@@ -100,13 +107,23 @@ func TestClassifyFromProc(t *testing.T) {
 		{"the shell's builtin", "bash-812 [0] 1.0: signal_generate: sig=9 errno=0 code=0 comm=helper pid=710 grp=1 res=0",
 			ClassUser, "bash (pid 812, uid 1000, login uid 1000), /usr/bin/bash, parent sshd < systemd, target helper (pid 710)"},
 		{"docker kill", "            runc-701     [000] dN.1.  1449.576153: signal_generate: sig=9 errno=0 code=0 comm=helper pid=710 grp=1 res=0",
-			ClassDocker, "runc (pid 701, uid 0), /usr/sbin/runc, parent containerd-shim < systemd, target helper (pid 710)"},
+			ClassRuntime, "runc (pid 701, uid 0), /usr/sbin/runc, parent containerd-shim < systemd, target helper (pid 710)"},
 		{"docker stop, runc a zombie already", "runc-702 [0] 1.0: signal_generate: sig=9 errno=0 code=0 comm=helper pid=710 grp=1 res=0",
-			ClassDocker, "runc (pid 702, uid 0), parent containerd-shim < systemd, target helper (pid 710)"},
+			ClassRuntime, "runc (pid 702, uid 0), parent containerd-shim < systemd, target helper (pid 710)"},
 		{"the shim", "containerd-shim-700 [0] 1.0: signal_generate: sig=9 errno=0 code=0 comm=helper pid=710 grp=1 res=0",
-			ClassDocker, "containerd-shim (pid 700, uid 0), /usr/bin/containerd-shim-runc-v2, parent systemd, target helper (pid 710)"},
+			ClassRuntime, "containerd-shim (pid 700, uid 0), /usr/bin/containerd-shim-runc-v2, parent systemd, target helper (pid 710)"},
 		{"a thread of dockerd", "dockerd-1301 [0] 1.0: signal_generate: sig=9 errno=0 code=-6 comm=helper pid=710 grp=1 res=0",
-			ClassDocker, "dockerd (pid 1300, uid 0), /usr/sbin/dockerd, parent systemd, target helper (pid 710)"},
+			ClassRuntime, "dockerd (pid 1300, uid 0), /usr/sbin/dockerd, parent systemd, target helper (pid 710)"},
+		{"podman kill through runc, from a login session", "runc-1401 [0] 1.0: signal_generate: sig=9 errno=0 code=0 comm=helper pid=1420 grp=1 res=0",
+			ClassRuntime, "runc (pid 1401, uid 0, login uid 1000), /usr/sbin/runc, parent podman < bash < sshd < systemd, target helper (pid 1420)"},
+		{"podman kill through crun", "crun-1402 [0] 1.0: signal_generate: sig=9 errno=0 code=0 comm=helper pid=1420 grp=1 res=0",
+			ClassRuntime, "crun (pid 1402, uid 0, login uid 1000), /usr/bin/crun, parent podman < bash < sshd < systemd, target helper (pid 1420)"},
+		{"podman itself", "podman-1400 [0] 1.0: signal_generate: sig=9 errno=0 code=0 comm=helper pid=1420 grp=1 res=0",
+			ClassRuntime, "podman (pid 1400, uid 0, login uid 1000), /usr/bin/podman, parent bash < sshd < systemd, target helper (pid 1420)"},
+		{"conmon", "conmon-1410 [0] 1.0: signal_generate: sig=9 errno=0 code=0 comm=helper pid=1420 grp=1 res=0",
+			ClassRuntime, "conmon (pid 1410, uid 0, login uid 1000), /usr/bin/conmon, parent systemd, target helper (pid 1420)"},
+		{"gone, the trace saved crun", "crun-4445 [0] 1.0: signal_generate: sig=9 errno=0 code=0 comm=helper pid=1420 grp=1 res=0",
+			ClassRuntime, "crun (pid 4445, exited before it could be read), target helper (pid 1420)"},
 		{"systemd", "systemd-1 [0] 1.0: signal_generate: sig=9 errno=0 code=0 comm=helper pid=711 grp=1 res=0",
 			ClassSystemd, "systemd (pid 1, uid 0), /usr/lib/systemd/systemd, target helper (pid 711)"},
 		{"a user's systemd manager", "systemd-1200 [0] 1.0: signal_generate: sig=9 errno=0 code=0 comm=helper pid=711 grp=1 res=0",
@@ -120,7 +137,7 @@ func TestClassifyFromProc(t *testing.T) {
 		{"a script without a login", "watchdog.sh-800 [0] 1.0: signal_generate: sig=9 errno=0 code=0 comm=helper pid=710 grp=1 res=0",
 			ClassOther, "watchdog.sh (pid 800, uid 0), /usr/bin/dash, parent systemd, target helper (pid 710)"},
 		{"gone, the trace saved runc", "runc-4444 [0] 1.0: signal_generate: sig=9 errno=0 code=0 comm=helper pid=710 grp=1 res=0",
-			ClassDocker, "runc (pid 4444, exited before it could be read), target helper (pid 710)"},
+			ClassRuntime, "runc (pid 4444, exited before it could be read), target helper (pid 710)"},
 		{"gone, nothing saved", "<...>-4444 [0] 1.0: signal_generate: sig=9 errno=0 code=0 comm=helper pid=710 grp=1 res=0",
 			ClassOther, "? (pid 4444, exited before it could be read), target helper (pid 710)"},
 	}
@@ -145,7 +162,7 @@ func TestContainerOfTarget(t *testing.T) {
 	f := newFakeProc(t)
 	hostProcs(f)
 	procfs := newProcFS(f.root)
-	for pid, want := range map[int]string{710: containerID, 711: containerID, 812: "", 1: "", 4444: ""} {
+	for pid, want := range map[int]string{710: containerID, 711: containerID, 1420: containerID, 812: "", 1: "", 4444: ""} {
 		got, ok := procfs.container(pid)
 		if got != want || ok != (want != "") {
 			t.Errorf("container(%d) = %q, %v; want %q", pid, got, ok, want)

@@ -159,7 +159,7 @@ func TestEvidenceNamesPids(t *testing.T) {
 			&attribution.Evidence{Container: containerID, Sender: ClassKernel, Pid: 740, Comm: "helper", Code: 128, SenderContainer: containerID}},
 		{"docker kill through runc, on the host",
 			"runc-701 [0] 1.0: signal_generate: sig=9 errno=0 code=0 comm=helper pid=720 grp=1 res=0",
-			&attribution.Evidence{Container: containerID, Sender: ClassDocker, Pid: 720, Comm: "helper", Code: 0}},
+			&attribution.Evidence{Container: containerID, Sender: ClassRuntime, Pid: 720, Comm: "helper", Code: 0}},
 		{"tgkill from another container",
 			"worker-730 [0] 1.0: signal_generate: sig=9 errno=0 code=-6 comm=helper pid=710 grp=0 res=0",
 			&attribution.Evidence{Container: containerID, Sender: ClassOther, Pid: 710, Comm: "helper", Code: -6, SenderContainer: other}},
