@@ -6,6 +6,7 @@ import (
 	"github.com/exit137-exporter/exit137-exporter/cgroupfs"
 	"github.com/exit137-exporter/exit137-exporter/source"
 	"github.com/exit137-exporter/exit137-exporter/source/disk"
+	"github.com/exit137-exporter/exit137-exporter/source/docker"
 	"github.com/exit137-exporter/exit137-exporter/source/kmsg"
 	"github.com/exit137-exporter/exit137-exporter/source/sigtrace"
 	"github.com/exit137-exporter/exit137-exporter/tracker"
@@ -20,7 +21,9 @@ type Deps struct {
 	// Cgroups is nil when no memory cgroup hierarchy could be found.
 	Cgroups *cgroupfs.FS
 	Kmsg    *kmsg.Source
-	Disk    *disk.Source
+	// Docker is nil when the Docker source is off (--docker.disable).
+	Docker *docker.Source
+	Disk   *disk.Source
 	// Systemd is nil when the systemd source is off (--systemd.bus=none).
 	Systemd PartOfStops
 

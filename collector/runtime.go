@@ -7,8 +7,12 @@ import (
 )
 
 func init() {
-	registerCollector("runtime", true, func(Deps) (Collector, error) {
-		return &runtimeCollector{detected: docker.Detected}, nil
+	registerCollector("runtime", true, func(d Deps) (Collector, error) {
+		c := &runtimeCollector{}
+		if d.Docker != nil {
+			c.docker = d.Docker
+		}
+		return c, nil
 	})
 }
 
@@ -21,11 +25,14 @@ var runtimeInfoDesc = desc("runtime_info",
 // same API, different evidence (Podman's kill event names no signal,
 // Podman 4 never reports an OOM kill).
 type runtimeCollector struct {
-	detected func() (docker.Runtime, bool)
+	docker interface{ Runtime() (docker.Runtime, bool) }
 }
 
 func (c *runtimeCollector) Update(ch chan<- prometheus.Metric) error {
-	rt, ok := c.detected()
+	if c.docker == nil {
+		return ErrNoData // --docker.disable
+	}
+	rt, ok := c.docker.Runtime()
 	if !ok {
 		return ErrNoData // the Docker source is off or has not connected yet
 	}

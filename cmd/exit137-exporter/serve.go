@@ -95,6 +95,7 @@ func serve(cfg serveConfig, logger *slog.Logger) error {
 		if err != nil {
 			return err
 		}
+		deps.Docker = src
 		go src.Run(ctx)
 	}
 	if *cfg.kmsgPath != "" {

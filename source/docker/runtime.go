@@ -3,7 +3,6 @@ package docker
 import (
 	"context"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/docker/docker/api/types"
@@ -24,19 +23,6 @@ type Runtime struct {
 	Version string
 	// APIVersion is the Docker API version it serves.
 	APIVersion string
-}
-
-// detected is the runtime the latest session of any Source found; one
-// exporter follows one runtime. It backs Detected for the collector.
-var detected atomic.Pointer[Runtime]
-
-// Detected returns the runtime the exporter's Docker source found on its
-// latest connection; ok is false before one answered.
-func Detected() (Runtime, bool) {
-	if rt := detected.Load(); rt != nil {
-		return *rt, true
-	}
-	return Runtime{}, false
 }
 
 // Runtime returns what this source found on its latest connection.
@@ -85,7 +71,6 @@ func (s *Source) detectRuntime(ctx context.Context) Runtime {
 		s.logger.Info("container runtime", "evidence_source", s.health.Name(),
 			"runtime", rt.Name, "version", rt.Version, "api_version", rt.APIVersion)
 	}
-	detected.Store(&rt)
 	return rt
 }
 
