@@ -164,7 +164,7 @@ func TestDecide(t *testing.T) {
 			cause: CauseManual, strength: StrengthStrong, cited: []int{0}, decisive: []int{0},
 			summary: []string{"Killed manually: kill -9 by ", "1.0s before the exit"}},
 		{name: "traced SIGKILL from docker", code: 137,
-			ev:    []Evidence{traced(-sec, 9, "docker")},
+			ev:    []Evidence{traced(-sec, 9, "runtime")},
 			cause: CauseManual, strength: StrengthStrong, cited: []int{0}, decisive: []int{0}},
 		{name: "traced SIGKILL from other", code: 137,
 			ev:    []Evidence{traced(-sec, 9, "other")},
@@ -211,7 +211,7 @@ func TestDecide(t *testing.T) {
 			ev:    []Evidence{disk(sec), cgroupOOM(-sec)},
 			cause: CauseOOM, strength: StrengthStrong, cited: []int{1, 0}, decisive: []int{1}},
 		{name: "partof > manual: systemd ran the docker stop", code: 137,
-			ev:    []Evidence{partOf(-11 * sec), dockerKill(-10*sec, 15), dockerKill(-100*ms, 9), dockerStop(0), traced(-100*ms, 9, "docker")},
+			ev:    []Evidence{partOf(-11 * sec), dockerKill(-10*sec, 15), dockerKill(-100*ms, 9), dockerStop(0), traced(-100*ms, 9, "runtime")},
 			cause: CauseSystemdPartOf, strength: StrengthStrong, cited: []int{0, 1, 2, 4, 3}, decisive: []int{0},
 			summary: []string{"Stopped by systemd", "the docker stop/kill seen was systemd carrying it out"}},
 		{name: "partof > disk", code: 137,
@@ -314,7 +314,7 @@ func TestDecide(t *testing.T) {
 			cause: CauseManual, strength: StrengthDecisive, rule: "manual_traced", cited: []int{0}, decisive: []int{0},
 			summary: []string{"Killed manually: kill -9 of the init (pid 100) by bash (pid 812, uid 0, loginuid 1000), at the exit"}},
 		{name: "docker kill traced to the init: decisive manual", code: 137, pid: initPid,
-			ev:    []Evidence{dockerKill(-100*ms, 9), tracedTo(-90*ms, "docker", initPid)},
+			ev:    []Evidence{dockerKill(-100*ms, 9), tracedTo(-90*ms, "runtime", initPid)},
 			cause: CauseManual, strength: StrengthDecisive, cited: []int{0, 1}, decisive: []int{0, 1},
 			summary: []string{"kill -9 of the init (pid 100) by #1", "from a docker kill"}},
 		{name: "traced SIGKILL to the init > nameless oom at the death", code: 137, pid: initPid,
@@ -322,7 +322,7 @@ func TestDecide(t *testing.T) {
 			cause: CauseManual, strength: StrengthDecisive, cited: []int{0, 1}, decisive: []int{1},
 			summary: []string{"no victim matched to the init, not taken as the cause"}},
 		{name: "partof > docker's SIGKILL traced to the init", code: 137, pid: initPid,
-			ev:    []Evidence{partOf(-11 * sec), dockerKill(-10*sec, 15), tracedTo(-100*ms, "docker", initPid), dockerStop(0)},
+			ev:    []Evidence{partOf(-11 * sec), dockerKill(-10*sec, 15), tracedTo(-100*ms, "runtime", initPid), dockerStop(0)},
 			cause: CauseSystemdPartOf, strength: StrengthStrong, cited: []int{0, 1, 2, 3}, decisive: []int{0}},
 		{name: "traced SIGKILL to the init > child OOM", code: 137, pid: initPid,
 			ev:    []Evidence{kernelVictim(-5*sec, childPid, "worker"), tracedTo(-100*ms, "systemd", initPid)},
@@ -524,7 +524,7 @@ func TestDecideCitedStrength(t *testing.T) {
 		kernelVictim(-20*sec, childPid, "worker"), // a child's OOM kill
 		dockerKill(-12*sec, 15),                   // a stop's SIGTERM, escalated below
 		dockerKill(-2*sec, 9),
-		tracedTo(-2*sec, "docker", initPid),
+		tracedTo(-2*sec, "runtime", initPid),
 		tracedTo(-3*sec, "user", childPid), // not the init
 		sigKernel(0, childPid+1, cid),      // the kernel emptying the pid namespace
 		traced(-sec, 15, "user"),           // not a SIGKILL
@@ -708,7 +708,7 @@ func pidEvidence() []Evidence {
 		detail(kernelVictim(-20*time.Second, childPid, "worker"), "Memory cgroup out of memory: Killed process 4242 (worker) total-vm:210000kB"),
 		dockerOOM(-20 * time.Second), cgroupOOM(-19 * time.Second),
 		dockerKill(-100*time.Millisecond, 9),
-		detail(tracedTo(-90*time.Millisecond, "docker", initPid), "runc (pid 31337, uid 0), /usr/bin/runc, parent containerd-shim"),
+		detail(tracedTo(-90*time.Millisecond, "runtime", initPid), "runc (pid 31337, uid 0), /usr/bin/runc, parent containerd-shim"),
 		sigKernel(10*time.Millisecond, childPid+1, cid), disk(0),
 		forOther(dockerKill(-time.Second, 9)), forOther(kernelVictim(-time.Second, initPid, "app")),
 	}

@@ -87,9 +87,7 @@ func setOf(rs ...role) roleSet {
 // SIGKILL is the OOM killer's or the kernel's own.
 func manualSender(s string) bool {
 	switch s {
-	// "docker" is the runtime class's old name (evidence kept from
-	// before the rename still reads as manual).
-	case "user", "runtime", "docker", "systemd", "other":
+	case "user", "runtime", "systemd", "other":
 		return true
 	}
 	return false
