@@ -142,7 +142,7 @@ func afterTheFact(cfg explainConfig, out io.Writer) error {
 	} else {
 		evidence = append(evidence, ev...)
 		if len(ev) == 0 {
-			unseen = append(unseen, "Docker kill/stop/oom events: the daemon keeps only its last 256 events in memory, and none for this container remain")
+			unseen = append(unseen, "runtime kill/stop/oom events: none for this container remain (dockerd keeps only its last 256 events in memory)")
 		}
 	}
 	kernel, err := kmsg.History(*cfg.kmsgPath, info.ID)
@@ -185,10 +185,13 @@ func afterTheFact(cfg explainConfig, out io.Writer) error {
 // dockerEventHistory asks the daemon for the container's events around
 // the death; the daemon replays what its in-memory buffer still holds.
 func dockerEventHistory(ctx context.Context, dc *client.Client, id string, died time.Time) ([]attribution.Evidence, error) {
-	since := died.Add(-afterTheFactWindow)
+	since, until := died.Add(-afterTheFactWindow), died.Add(attribution.ClockSkew+time.Second)
+	if v, err := dc.ServerVersion(ctx); err == nil {
+		until = docker.RuntimeOf(v).ReplayUntil(until, time.Now())
+	}
 	msgs, errs := dc.Events(ctx, events.ListOptions{
 		Since:   fmt.Sprint(since.Unix()),
-		Until:   fmt.Sprint(died.Add(attribution.ClockSkew).Unix() + 1),
+		Until:   fmt.Sprint(until.Unix()),
 		Filters: filters.NewArgs(filters.Arg("container", id)),
 	})
 	var out []attribution.Evidence

@@ -33,11 +33,11 @@ func (s *Source) Runtime() (Runtime, bool) {
 	return Runtime{}, false
 }
 
-// runtimeOf reads the version answer. Podman names its engine component
+// RuntimeOf reads the version answer. Podman names its engine component
 // "Podman Engine" (and sends Libpod-Api-Version); dockerd names it
 // "Engine", and its platform "Docker Engine - Community" on Docker's own
 // builds (empty on Debian's).
-func runtimeOf(v types.Version) Runtime {
+func RuntimeOf(v types.Version) Runtime {
 	rt := Runtime{Name: RuntimeDocker, Version: v.Version, APIVersion: v.APIVersion}
 	if strings.Contains(strings.ToLower(v.Platform.Name), "podman") {
 		rt.Name = RuntimePodman
@@ -66,7 +66,7 @@ func (s *Source) detectRuntime(ctx context.Context) Runtime {
 		}
 		return Runtime{Name: RuntimeDocker}
 	}
-	rt := runtimeOf(v)
+	rt := RuntimeOf(v)
 	if was := s.runtime.Swap(&rt); was == nil || *was != rt {
 		s.logger.Info("container runtime", "evidence_source", s.health.Name(),
 			"runtime", rt.Name, "version", rt.Version, "api_version", rt.APIVersion)
@@ -86,11 +86,16 @@ const podmanUntilLead = 2 * time.Second
 // drainEnd is the until of a session's drain, and where its live stream
 // starts: now on Docker; on Podman now plus podmanUntilLead, so the drain
 // takes that long and the live stream starts where it ended.
-func drainEnd(rt Runtime, now time.Time) time.Time {
-	if rt.Name == RuntimePodman {
-		return now.Add(podmanUntilLead)
+func drainEnd(rt Runtime, now time.Time) time.Time { return rt.ReplayUntil(now, now) }
+
+// ReplayUntil is the until to ask this runtime for, to replay its events
+// up to until: until itself on Docker; on Podman no earlier than
+// podmanUntilLead after now, or the replay ends before it began.
+func (rt Runtime) ReplayUntil(until, now time.Time) time.Time {
+	if lead := now.Add(podmanUntilLead); rt.Name == RuntimePodman && until.Before(lead) {
+		return lead
 	}
-	return now
+	return until
 }
 
 // podmanEvent reports whether an event came from Podman's compatible API:

@@ -13,7 +13,7 @@ import (
 
 // Version answers as measured on the project's machines (GET /version):
 // Debian's docker.io 20.10 and Debian's podman 4.3.1 (podman system
-// service), trimmed of the fields runtimeOf does not read.
+// service), trimmed of the fields RuntimeOf does not read.
 var (
 	debianDockerVersion = decodeVersion(`{"Platform":{"Name":""},"Components":[
 		{"Name":"Engine","Version":"20.10.24+dfsg1","Details":{"ApiVersion":"1.41"}},
@@ -52,7 +52,7 @@ func TestRuntimeOf(t *testing.T) {
 		{"an empty answer", types.Version{}, Runtime{Name: RuntimeDocker}},
 	}
 	for _, tt := range tests {
-		if got := runtimeOf(tt.v); got != tt.want {
+		if got := RuntimeOf(tt.v); got != tt.want {
 			t.Errorf("%s: got %+v, want %+v", tt.name, got, tt.want)
 		}
 	}
