@@ -131,5 +131,15 @@ func (e *Exit137) execute(name string, c Collector, ch chan<- prometheus.Metric)
 
 // desc builds a metric description under the exit137 namespace.
 func desc(name, help string, labels ...string) *prometheus.Desc {
-	return prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", name), help, labels, nil)
+	fq := prometheus.BuildFQName(Namespace, "", name)
+	d := prometheus.NewDesc(fq, help, labels, nil)
+	descInfos.Store(d, descInfo{name: fq, help: help})
+	return d
 }
+
+// descInfo is what a Desc does not tell: its name and help, for the
+// families the metrics handler writes itself.
+type descInfo struct{ name, help string }
+
+// descInfos holds the descInfo of every desc built by desc.
+var descInfos sync.Map // *prometheus.Desc → descInfo

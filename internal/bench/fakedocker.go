@@ -11,10 +11,10 @@ import (
 )
 
 // FakeDocker serves the part of the Docker API the exporter's Docker
-// source uses (ping, info, events, list, inspect) for generated running
-// containers, so that the real exporter binary can know thousands of
-// containers by name without starting them. The event stream stays open
-// and silent. It returns the --docker.host value and stops with the test.
+// source uses (ping, version, info, events, list, inspect) for generated
+// running containers, so that the real exporter binary can know thousands of
+// containers by name without starting them. A replay (events with an
+// until) is empty; the live event stream stays open and silent. It returns the --docker.host value and stops with the test.
 func FakeDocker(tb testing.TB, ids []string) string {
 	tb.Helper()
 	started := time.Now().Add(-time.Minute).UTC().Format(time.RFC3339Nano)
@@ -57,9 +57,15 @@ func FakeDocker(tb testing.TB, ids []string) string {
 		switch {
 		case path == "/info":
 			_ = json.NewEncoder(w).Encode(map[string]string{"DockerRootDir": root})
+		case path == "/version":
+			_ = json.NewEncoder(w).Encode(map[string]any{"Version": "20.10.24", "ApiVersion": "1.41",
+				"Components": []map[string]string{{"Name": "Engine", "Version": "20.10.24"}}})
 		case path == "/events":
 			w.WriteHeader(http.StatusOK)
 			w.(http.Flusher).Flush()
+			if r.URL.Query().Get("until") != "" {
+				return // a replay (the source drains it before listing): nothing happened
+			}
 			<-r.Context().Done()
 		case path == "/containers/json":
 			_, _ = w.Write(listBody)

@@ -8,6 +8,10 @@ import (
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/exit137-exporter/exit137-exporter/cgroupfs"
 	"github.com/exit137-exporter/exit137-exporter/collector"
@@ -53,6 +57,10 @@ type Host struct {
 	*Tree
 	Tracker *tracker.Tracker
 	Handler http.Handler
+	// Registry is the first pass's /metrics over the same parts: every
+	// series gathered by the registry, then encoded by promhttp; for
+	// paired runs against Handler.
+	Registry http.Handler
 }
 
 // NewHost generates a tree of n containers under dir and the exporter's
@@ -66,14 +74,19 @@ func NewHost(dir string, mode cgroupfs.Mode, n int) (*Host, error) {
 	t := tracker.New(tracker.Config{Settle: 2 * time.Second, Window: 30 * time.Second, Retention: time.Hour}, logger)
 	Seed(t, tree.IDs, time.Now())
 	sources := source.NewRegistry()
-	handler, err := MetricsHandler(collector.Deps{
+	deps := collector.Deps{
 		Logger: logger, Sources: sources, Tracker: t, Cgroups: &tree.FS,
 		Disk: disk.New([]string{dir}, 0.95, sources.Source("disk"), logger),
-	})
+	}
+	handler, err := MetricsHandler(deps)
 	if err != nil {
 		return nil, err
 	}
-	return &Host{Tree: tree, Tracker: t, Handler: handler}, nil
+	registry, err := RegistryHandler(deps, true)
+	if err != nil {
+		return nil, err
+	}
+	return &Host{Tree: tree, Tracker: t, Handler: handler, Registry: registry}, nil
 }
 
 // Seed makes the tracker know every id as a running container with a
@@ -99,4 +112,21 @@ func MetricsHandler(deps collector.Deps) (http.Handler, error) {
 	// The --collector.<name> flags only take their defaults on a parse.
 	parseFlags.Do(func() { _, _ = kingpin.CommandLine.Parse(nil) })
 	return collector.Handler(deps, true, 40)
+}
+
+// RegistryHandler is /metrics as the first pass served it, for
+// comparison: the same collectors registered on a registry, gathered and
+// encoded by promhttp.
+func RegistryHandler(deps collector.Deps, exporterMetrics bool) (http.Handler, error) {
+	parseFlags.Do(func() { _, _ = kingpin.CommandLine.Parse(nil) })
+	exit137, err := collector.New(deps)
+	if err != nil {
+		return nil, err
+	}
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(versioncollector.NewCollector(collector.Namespace), exit137)
+	if exporterMetrics {
+		registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	return promhttp.HandlerFor(registry, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError, MaxRequestsInFlight: 40}), nil
 }
