@@ -1,7 +1,10 @@
 package collector
 
 import (
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/exit137-exporter/exit137-exporter/tracker"
 )
@@ -17,35 +20,90 @@ var (
 // exitsCollector exposes the exit counters the tracker keeps.
 type exitsCollector struct {
 	tracker *tracker.Tracker
-	labels  labelCache[exitSeriesKey]
+	mu      sync.Mutex
+	// names holds the label pairs of each (name, image) between scrapes;
+	// a set the tracker no longer reports is dropped.
+	names  map[exitNameKey]*exitNameLabels
+	scrape uint64
 }
 
-type exitSeriesKey struct {
-	name, image string
-	tracker.ExitKey
-}
+type exitNameKey struct{ name, image string }
 
-var exitLabels = []string{"name", "image", "exit_code", "signal", "cause"}
+// exitNameLabels are the label pairs of one (name, image)'s series: the
+// name and image pairs built once, the other three shared by every name
+// (their values are few), so that a series costs one slice of five
+// pointers. Every live name has six series (its five pre-created SIGKILL
+// ones among them), which made the label pairs of the exit counters the
+// largest thing the exporter holds between scrapes when each series had
+// pairs of its own.
+type exitNameLabels struct {
+	name, image *dto.LabelPair
+	series      map[tracker.ExitKey][]*dto.LabelPair
+	scrape      uint64
+}
 
 func init() {
 	registerCollector("exits", true, func(d Deps) (Collector, error) {
-		return &exitsCollector{tracker: d.Tracker}, nil
+		return &exitsCollector{tracker: d.Tracker, names: map[exitNameKey]*exitNameLabels{}}, nil
 	})
 }
 
 func (c *exitsCollector) Update(ch chan<- prometheus.Metric) error {
 	byName, host := c.tracker.ExitSeries()
-	c.labels.begin()
-	defer c.labels.end()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.scrape++
 	b := make(seriesBatch, 0, len(byName))
 	for _, s := range byName {
-		labels := c.labels.get(exitSeriesKey{s.Name, s.Image, s.ExitKey}, exitLabels,
-			s.Name, s.Image, exitCodeLabel(s.ExitCode), s.Signal, string(s.Cause))
-		b.send(ch, containerExitsDesc, prometheus.CounterValue, float64(s.Count), labels)
+		b.send(ch, containerExitsDesc, prometheus.CounterValue, float64(s.Count), c.labels(s))
+	}
+	for k, n := range c.names {
+		if n.scrape != c.scrape {
+			delete(c.names, k)
+		}
 	}
 	for _, s := range host {
 		ch <- prometheus.MustNewConstMetric(hostExitsDesc, prometheus.CounterValue, float64(s.Count),
 			exitCodeLabel(s.ExitCode), s.Signal, string(s.Cause))
 	}
 	return nil
+}
+
+// labels returns the series' label pairs, sorted by name: cause,
+// exit_code, image, name, signal.
+func (c *exitsCollector) labels(s tracker.ExitSeries) []*dto.LabelPair {
+	k := exitNameKey{s.Name, s.Image}
+	n := c.names[k]
+	if n == nil {
+		n = &exitNameLabels{name: labelPair("name", validUTF8(s.Name)), image: labelPair("image", validUTF8(s.Image)),
+			series: map[tracker.ExitKey][]*dto.LabelPair{}}
+		c.names[k] = n
+	}
+	n.scrape = c.scrape
+	pairs := n.series[s.ExitKey]
+	if pairs == nil {
+		pairs = []*dto.LabelPair{
+			sharedPair("cause", string(s.Cause)), sharedPair("exit_code", exitCodeLabel(s.ExitCode)),
+			n.image, n.name, sharedPair("signal", s.Signal),
+		}
+		n.series[s.ExitKey] = pairs
+	}
+	return pairs
+}
+
+// sharedPairs holds one label pair per (label, value) of the labels whose
+// values are few: exit codes, signals, causes.
+var sharedPairs sync.Map // [2]string → *dto.LabelPair
+
+func sharedPair(name, value string) *dto.LabelPair {
+	k := [2]string{name, value}
+	if p, ok := sharedPairs.Load(k); ok {
+		return p.(*dto.LabelPair)
+	}
+	p, _ := sharedPairs.LoadOrStore(k, labelPair(name, validUTF8(value)))
+	return p.(*dto.LabelPair)
+}
+
+func labelPair(name, value string) *dto.LabelPair {
+	return &dto.LabelPair{Name: &name, Value: &value}
 }

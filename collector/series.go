@@ -3,7 +3,9 @@ package collector
 import (
 	"slices"
 	"sort"
+	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -79,6 +81,9 @@ func (c *labelCache[K]) get(key K, names []string, values ...string) []*dto.Labe
 	e := c.entries[key]
 	if e == nil || !slices.Equal(e.values, values) {
 		e = &labelEntry{values: slices.Clone(values)}
+		for i, v := range e.values {
+			e.values[i] = validUTF8(v)
+		}
 		e.pairs = make([]*dto.LabelPair, len(names))
 		backing := make([]dto.LabelPair, len(names))
 		for i := range names {
@@ -90,4 +95,15 @@ func (c *labelCache[K]) get(key K, names []string, values ...string) []*dto.Labe
 	}
 	e.scrape = c.scrape
 	return e.pairs
+}
+
+// validUTF8 replaces what is not UTF-8 in a label value: the registry
+// dropped such a series with an error; the handler that writes the
+// families itself would send it as it is, and Prometheus would refuse the
+// whole scrape.
+func validUTF8(v string) string {
+	if utf8.ValidString(v) {
+		return v
+	}
+	return strings.ToValidUTF8(v, "\uFFFD")
 }
