@@ -45,7 +45,6 @@ type stateFile struct {
 type savedSet struct {
 	Name     string         `json:"name"`
 	Image    string         `json:"image"`
-	Last     time.Time      `json:"last,omitzero"`
 	Counters []savedCounter `json:"counters"`
 }
 
@@ -106,7 +105,7 @@ func (t *Tracker) snapshot() stateFile {
 	state := stateFile{Version: stateVersion, Saved: t.now(), Cursor: cursor, Entries: entries, Host: saveCounters(t.exits.host)}
 	for k, set := range t.exits.byName {
 		if counters := saveCounters(set.counts); len(counters) > 0 {
-			state.Exits = append(state.Exits, savedSet{Name: k.name, Image: k.image, Last: set.last, Counters: counters})
+			state.Exits = append(state.Exits, savedSet{Name: k.name, Image: k.image, Counters: counters})
 		}
 	}
 	return state
@@ -218,8 +217,9 @@ func (t *Tracker) LoadState(path string) error {
 	}
 	for _, set := range s.Exits {
 		t.exits.hold(set.Name, set.Image)
+		// Its retention starts again: whether its container still exists
+		// is known only at the first reconcile, after the first scrapes.
 		series := t.exits.byName[nameKey{set.Name, set.Image}]
-		series.last, series.touched = set.Last, false
 		for _, c := range set.Counters {
 			series.counts[c.ExitKey] = c.N
 		}
