@@ -76,13 +76,54 @@ func (r *run) isRun(s time.Time) bool {
 type entry struct {
 	Latest *run `json:"latest,omitempty"`
 	Prev   *run `json:"prev,omitempty"`
+	// Between are runs known to have ended after Prev and before Latest
+	// started, but seen neither starting nor (yet) dying: the runs a
+	// restart policy made while the events lagged behind a reconcile, or
+	// that a reconcile inferred from RestartCount. A late die of one of
+	// them is matched here, not counted twice.
+	Between []*run `json:"between,omitempty"`
 	// Removed is when the container was destroyed (or found gone); the
 	// entry is then a tombstone until it expires.
 	Removed time.Time `json:"removed,omitzero"`
 }
 
 func (e *entry) push(r *run) {
-	e.Prev, e.Latest = e.Latest, r
+	e.Prev, e.Latest, e.Between = e.Latest, r, nil
+}
+
+// maxBetween bounds Entry.Between.
+const maxBetween = 32
+
+// diedBefore applies the die event ev of a run that ended before the
+// latest run started: the run before it, or one between. It returns the
+// run when the exit is new, or attached when the die describes a run
+// whose end was inferred (its pending exit may be amended).
+func (e *entry) diedBefore(ev time.Time) (ended, attached *run) {
+	if p := e.Prev; p != nil && p.Ended && p.DieEvent.IsZero() {
+		if known, ok := p.startedBy(ev); !known || ok {
+			p.DieEvent = ev
+			return nil, p
+		}
+	}
+	if p := e.Prev; p != nil && !p.DieEvent.IsZero() && !ev.After(p.DieEvent) {
+		return nil, nil // older than the run before: a replay
+	}
+	for _, b := range e.Between {
+		if b.DieEvent.Equal(ev) {
+			return nil, nil // a replay
+		}
+	}
+	for _, b := range e.Between {
+		if b.DieEvent.IsZero() {
+			b.DieEvent = ev // a run a reconcile inferred, now seen dying
+			return nil, b
+		}
+	}
+	r := &run{DieEvent: ev, Ended: true, RestartCount: -1}
+	if len(e.Between) < maxBetween {
+		e.Between = append(e.Between, r)
+	}
+	return r, nil
 }
 
 // ending is a run that ended and is to be counted once.
@@ -214,28 +255,20 @@ func (l *ledger) died(id string, ev time.Time) (ended, attached *run) {
 		return r, nil
 	case r.DieEvent.Equal(ev) || e.Prev != nil && e.Prev.DieEvent.Equal(ev):
 		return nil, nil // a replay
+	}
+	if known, ok := r.startedBy(ev); known && !ok {
+		// The latest run started after this death: the die is of a run
+		// before it (the events lag behind what a reconcile saw).
+		return e.diedBefore(ev)
+	}
+	switch {
 	case !r.Ended:
-		if known, ok := r.startedBy(ev); known && !ok {
-			// The latest run started after this death: the die is of the
-			// run before, which a reconcile inferred, or never saw.
-			if p := e.Prev; p != nil && p.Ended && p.DieEvent.IsZero() {
-				p.DieEvent = ev
-				return nil, p
-			}
-			if p := e.Prev; p != nil && !p.DieEvent.IsZero() && !ev.After(p.DieEvent) {
-				return nil, nil
-			}
-			return &run{DieEvent: ev, Ended: true, RestartCount: -1}, nil
-		}
 		r.Ended, r.DieEvent = true, ev
 		return r, nil
 	case r.DieEvent.IsZero():
 		// Ended by a reconcile's inference: this is its die, arriving late.
-		if known, ok := r.startedBy(ev); !known || ok {
-			r.DieEvent = ev
-			return nil, r
-		}
-		return nil, nil
+		r.DieEvent = ev
+		return nil, r
 	}
 	// A second die with no start between: Docker repeats itself (or the
 	// start was lost); counting it could count one exit twice.
@@ -248,7 +281,7 @@ func (l *ledger) diedAt(id string, at time.Time) *run {
 	if !ok {
 		return nil
 	}
-	for _, r := range []*run{e.Latest, e.Prev} {
+	for _, r := range append([]*run{e.Latest, e.Prev}, e.Between...) {
 		if r != nil && r.DieEvent.Equal(at) {
 			return r
 		}
@@ -304,13 +337,16 @@ func (l *ledger) observe(id string, st RunState, now time.Time) (endings []endin
 	}
 	// A restart policy counts its restarts: runs between ours and this
 	// one ended unseen too (a manual start resets the count: none known).
+	var between []*run
 	if r.RestartCount >= 0 && st.RestartCount > r.RestartCount+1 {
-		for range st.RestartCount - r.RestartCount - 1 {
-			endings = append(endings, ending{run: &run{Ended: true, RestartCount: -1},
-				exitCode: attribution.ExitCodeUnknown, at: st.StartedAt, inferred: true, timeUnknown: true})
+		for range min(st.RestartCount-r.RestartCount-1, maxBetween) {
+			b := &run{Ended: true, RestartCount: -1}
+			between = append(between, b)
+			endings = append(endings, ending{run: b, exitCode: attribution.ExitCodeUnknown, at: st.StartedAt, inferred: true, timeUnknown: true})
 		}
 	}
 	e.push(current)
+	e.Between = between
 	if exited {
 		current.Ended = true
 		endings = append(endings, end)

@@ -126,6 +126,23 @@ func TestLedgerCountsEveryRunOnce(t *testing.T) {
 			tr.Removed(id, sec(-0.1))
 			tr.Vanished(map[string]bool{})
 		}, map[int]uint64{}},
+		{"a crash loop whose events lag behind a reconcile: the late dies of the runs it skipped count", func(tr *Tracker) {
+			tr.Started(id, sec(1))
+			tr.Died(id, sec(1.2), 2, nil)
+			tr.Started(id, sec(2))
+			tr.Died(id, sec(2.2), 2, nil)
+			tr.Observe(id, exited(3.99, 4.2, 2)) // inspect is at run 4; the events at run 2
+			tr.Started(id, sec(3))               // run 3, late
+			tr.Died(id, sec(3.2), 2, nil)
+			tr.Died(id, sec(3.2), 2, nil) // and replayed after a cut
+			tr.Started(id, sec(4))        // run 4, which the reconcile counted
+			tr.Died(id, sec(4.3), 2, nil)
+		}, map[int]uint64{2: 4}},
+		{"runs a restart policy made unseen, then their late dies: counted once, with their codes", func(tr *Tracker) {
+			tr.Observe(id, RunState{Running: true, StartedAt: sec(1), RestartCount: 2})
+			tr.Observe(id, RunState{Running: true, StartedAt: sec(9), RestartCount: 4}) // runs 1 and 2.. ended unseen
+			tr.Died(id, sec(5), 3, nil)                                                 // the late die of the one between
+		}, map[int]uint64{unknown: 1, 3: 1}},
 		{"an instant exit whose StartedAt lies after its FinishedAt", func(tr *Tracker) {
 			tr.Started(id, sec(2.002))
 			tr.DescribeRun(id, sec(2.002), exited(2.001, 2, 4))

@@ -99,6 +99,11 @@ func (t *Tracker) snapshot() stateFile {
 		if open[e.Latest] {
 			c.Removed = time.Time{} // found gone on the next reconcile: counted then
 		}
+		for _, b := range e.Between {
+			if !open[b] { // a run between still settling is left out: the replay counts it
+				c.Between = append(c.Between, copyRun(b))
+			}
+		}
 		entries[id] = c
 	}
 	trimTombstones(entries, maxStateEntries)
