@@ -3,6 +3,8 @@
 package e2e
 
 import (
+	"flag"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -11,6 +13,11 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		fmt.Println("e2e: -short leaves out the end-to-end tests (real daemon, real kernel)")
+		os.Exit(0)
+	}
 	code := m.Run()
 	// Belt and braces: remove any container this process's tests left.
 	if out, err := testrig.Try("docker", "ps", "-aq", "--filter", "label="+testrig.OwnLabel); err == nil && out != "" {
