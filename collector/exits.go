@@ -38,8 +38,16 @@ type exitNameKey struct{ name, image string }
 // pairs of its own.
 type exitNameLabels struct {
 	name, image *dto.LabelPair
-	series      map[tracker.ExitKey][]*dto.LabelPair
-	scrape      uint64
+	// series are few per name (six, mostly): a list, not a map; their
+	// pairs are windows of one backing array.
+	series  []exitKeyLabels
+	backing []*dto.LabelPair
+	scrape  uint64
+}
+
+type exitKeyLabels struct {
+	key   tracker.ExitKey
+	pairs []*dto.LabelPair
 }
 
 func init() {
@@ -76,18 +84,20 @@ func (c *exitsCollector) labels(s tracker.ExitSeries) []*dto.LabelPair {
 	n := c.names[k]
 	if n == nil {
 		n = &exitNameLabels{name: labelPair("name", validUTF8(s.Name)), image: labelPair("image", validUTF8(s.Image)),
-			series: map[tracker.ExitKey][]*dto.LabelPair{}}
+			series: make([]exitKeyLabels, 0, 6), backing: make([]*dto.LabelPair, 0, 6*5)}
 		c.names[k] = n
 	}
 	n.scrape = c.scrape
-	pairs := n.series[s.ExitKey]
-	if pairs == nil {
-		pairs = []*dto.LabelPair{
-			sharedPair("cause", string(s.Cause)), sharedPair("exit_code", exitCodeLabel(s.ExitCode)),
-			n.image, n.name, sharedPair("signal", s.Signal),
+	for i := range n.series {
+		if n.series[i].key == s.ExitKey {
+			return n.series[i].pairs
 		}
-		n.series[s.ExitKey] = pairs
 	}
+	start := len(n.backing)
+	n.backing = append(n.backing, sharedPair("cause", string(s.Cause)), sharedPair("exit_code", exitCodeLabel(s.ExitCode)),
+		n.image, n.name, sharedPair("signal", s.Signal))
+	pairs := n.backing[start:len(n.backing):len(n.backing)]
+	n.series = append(n.series, exitKeyLabels{s.ExitKey, pairs})
 	return pairs
 }
 

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"syscall"
@@ -42,6 +43,22 @@ var sourcesStopped sync.WaitGroup
 // handlerHooks add optional endpoints (each in a file of its own).
 var handlerHooks []func(mux *http.ServeMux)
 
+// defaultGOGC is the GC target unless GOGC is set. The exporter's live
+// heap is small (about 7 MB with 1,000 containers known) next to what
+// Go's default of 100 lets it grow to between collections; at 25 the
+// heap stays within a quarter of it: RSS with 1,000 generated containers
+// known and scraped 31-32 MB at 100, 27-28 at 50, 26 at 25, the scrape
+// no slower (docs/performance.md).
+const defaultGOGC = 25
+
+func setGCDefault(logger *slog.Logger) {
+	if os.Getenv("GOGC") != "" {
+		return
+	}
+	debug.SetGCPercent(defaultGOGC)
+	logger.Debug("GC target set (GOGC unset)", "gogc", defaultGOGC)
+}
+
 // serveConfig holds the serve command's flags.
 type serveConfig struct {
 	web                       *web.FlagConfig
@@ -59,6 +76,7 @@ type serveConfig struct {
 
 func serve(cfg serveConfig, logger *slog.Logger) error {
 	logger.Info("starting "+exporterName, "version", version.Info(), "build_context", version.BuildContext())
+	setGCDefault(logger)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
