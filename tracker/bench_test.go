@@ -57,6 +57,39 @@ func BenchmarkVerdict(b *testing.B) {
 	}
 }
 
+// BenchmarkVerdictOthers is BenchmarkVerdict with the evidence of other
+// containers growing and each dying container's own fixed (5 items in
+// its window): what a verdict costs on a host where other containers are
+// killed and stopped all the time. O(evidence of that container): flat
+// as others grows; a scan of the whole log grows with it.
+func BenchmarkVerdictOthers(b *testing.B) {
+	const own = 5
+	for _, others := range []int{0, 10000, 40000} {
+		b.Run(fmt.Sprintf("others=%d", others), func(b *testing.B) {
+			tr, ids, now := benchTracker(1000)
+			add := func(id string, i int) {
+				tr.AddEvidence(attribution.Evidence{Container: id, Time: t0.Add(-time.Duration(i%25000) * time.Millisecond), Source: "docker",
+					Kind: attribution.KindDockerKill, Signal: 9, Detail: "docker event: kill, signal 9"})
+			}
+			for i := range others {
+				add(fmt.Sprintf("%064x", 1000000+i%5000), i)
+			}
+			for i := range own * len(ids) {
+				add(ids[i%len(ids)], i)
+			}
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				*now = now.Add(100 * time.Microsecond)
+				id := ids[i%len(ids)]
+				tr.Started(id, now.Add(-time.Millisecond))
+				if !tr.Died(id, *now, 137, nil) {
+					b.Fatal("exit not new")
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkExitSeries is the exits collector's snapshot: every name's
 // five pre-created SIGKILL series plus one counted exit each.
 func BenchmarkExitSeries(b *testing.B) {
