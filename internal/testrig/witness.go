@@ -30,6 +30,12 @@ type Death struct {
 	// witness knows.
 	Inferred bool
 	Why      string
+	// Unreplayable marks a death whose die event a client that was not
+	// connected can no longer have replayed: it died in a daemon's
+	// shutdown (between BeginDaemonRestart and EndDaemonRestart), or
+	// after the client was last known to be connected and before a daemon
+	// restart, whose event buffer starts empty.
+	Unreplayable bool
 }
 
 // Witness is the ground truth of the end-to-end tests: its own
@@ -207,7 +213,8 @@ func (w *Witness) handle(m events.Message) {
 		}
 		r.running = false
 		r.dies++
-		w.deaths = append(w.deaths, Death{ID: id, Name: r.name, Time: at, Code: code, CodeKnown: err == nil})
+		w.deaths = append(w.deaths, Death{ID: id, Name: r.name, Time: at, Code: code, CodeKnown: err == nil,
+			Unreplayable: !w.restartBegan.IsZero()})
 		if at.After(w.lastDie) {
 			w.lastDie = at
 		}
@@ -265,10 +272,17 @@ func (w *Witness) Sync(t testing.TB) {
 
 // BeginDaemonRestart tells the witness that the daemon is about to be
 // stopped: the next break of its stream is that, and the runs going then
-// end in the daemon's shutdown.
-func (w *Witness) BeginDaemonRestart() {
+// end in the daemon's shutdown. clientConnected is when the client under
+// test was last known to follow the daemon: deaths since then are
+// unreplayable for it.
+func (w *Witness) BeginDaemonRestart(clientConnected time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	for i := range w.deaths {
+		if w.deaths[i].Time.After(clientConnected) {
+			w.deaths[i].Unreplayable = true
+		}
+	}
 	w.restartBegan = time.Now()
 	w.runningAtBreak = nil
 }
