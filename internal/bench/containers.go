@@ -65,7 +65,7 @@ func StartContainers(tb testing.TB, n int, memory int64, within time.Duration) *
 	prefix := testrig.UniqueName(tb, "bench")
 	run := strings.TrimPrefix(prefix, "e137-bench-")
 	cs.Run = run
-	tb.Cleanup(func() { removeRun(tb, cs.Client, run) })
+	tb.Cleanup(func() { RemoveRun(tb, cs.Client, run) })
 	TellScript(tb, "run", run)
 
 	ctx, cancel := context.WithTimeout(context.Background(), within)
@@ -128,8 +128,8 @@ func TellScript(tb testing.TB, name, value string) {
 	}
 }
 
-// removeRun removes every container of the run, a few at a time.
-func removeRun(tb testing.TB, c *client.Client, run string) {
+// RemoveRun removes every container of the run, a few at a time.
+func RemoveRun(tb testing.TB, c *client.Client, run string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	list, err := c.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", Label+"="+run))})
