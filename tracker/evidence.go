@@ -95,7 +95,11 @@ func (x *evidenceIndex) prune(oldest time.Time) {
 // around returns the evidence about container id, about the process pid
 // (when not 0) and host-wide, stamped in [from, to].
 func (x *evidenceIndex) around(id string, pid int, from, to time.Time) []attribution.Evidence {
-	var out []attribution.Evidence
+	var byPid []attribution.Evidence
+	if pid != 0 {
+		byPid = x.byPid[pid]
+	}
+	out := make([]attribution.Evidence, 0, len(x.byContainer[id])+len(byPid)+len(x.host))
 	pick := func(list []attribution.Evidence) {
 		for _, e := range list {
 			if !e.Time.Before(from) && !e.Time.After(to) {
@@ -104,9 +108,7 @@ func (x *evidenceIndex) around(id string, pid int, from, to time.Time) []attribu
 		}
 	}
 	pick(x.byContainer[id])
-	if pid != 0 {
-		pick(x.byPid[pid])
-	}
+	pick(byPid)
 	pick(x.host)
 	return out
 }
