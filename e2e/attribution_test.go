@@ -127,6 +127,12 @@ func TestHostKillUnderDiskPressureIsDiskOtherwiseUnknown(t *testing.T) {
 	}
 
 	full.drain(t)
+	// The disk source samples in the background: wait for a sample of
+	// the drained filesystem before the next death.
+	e.WaitFor(t, 10*time.Second, "disk pressure gone", func(m testrig.Metrics) bool {
+		v, ok := m.Value("exit137_disk_usage_ratio", map[string]string{"path": full.dir})
+		return ok && v < 0.95
+	})
 	plain := testrig.UniqueName(t, "plain")
 	testrig.Start(t, plain, nil)
 	testrig.Run(t, "kill", "-9", testrig.PID(t, plain))

@@ -45,7 +45,7 @@ func TestChain(t *testing.T) {
 		if !strings.Contains(a.Annotations["description"], name) || !strings.Contains(a.Annotations["description"], w.cause) {
 			t.Errorf("%s: description does not name %s and cause %s: %q", w.alert, name, w.cause, a.Annotations["description"])
 		}
-		if out := c.Explain(t, name); !regexp.MustCompile(`(?m)^\s+cause\s+` + w.cause + `$`).MatchString(out) {
+		if out := c.Explain(t, name); !regexp.MustCompile(`(?m)^\s+cause\s+` + w.cause + `( \(|$)`).MatchString(out) {
 			t.Errorf("explain %s does not say cause %s:\n%s", name, w.cause, out)
 		}
 	}
@@ -227,7 +227,7 @@ func TestDemo(t *testing.T) {
 	if err != nil {
 		t.Fatalf("scripts/demo: %v\n%s", err, out)
 	}
-	for _, want := range []string{`(?m)^\s+cause\s+oom$`, `(?m)^\s+cause\s+manual$`,
+	for _, want := range []string{`(?m)^\s+cause\s+oom( \(|$)`, `(?m)^\s+cause\s+manual( \(|$)`,
 		`Exit137ContainerOOMKilled\{name=e137-oom-\w+,cause=oom`, `Exit137ContainerKilledManually\{name=e137-manual-\w+,cause=manual`} {
 		if !regexp.MustCompile(want).Match(out) {
 			t.Errorf("the demo's output does not match %s:\n%s", want, out)
