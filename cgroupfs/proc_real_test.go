@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -119,53 +118,6 @@ func TestRealPathOfPID(t *testing.T) {
 // sweepTestParents removes the custom parents an interrupted run of
 // TestRealPathOfPID left under the memory root.
 func sweepTestParents(t *testing.T, memoryRoot string) {
-	sweepCgroups(t, regexp.MustCompile(`^exit137-test-[0-9a-f]{12}(?:\.slice)?$`), memoryRoot)
+	testrig.SweepCgroups(t, regexp.MustCompile(`^exit137-test-[0-9a-f]{12}(?:\.slice)?$`), memoryRoot)
 }
 
-func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
-
-// removeTestCgroup kills what still runs in a cgroup an interrupted run
-// left, then removes it and, first, its child cgroups.
-func removeTestCgroup(t *testing.T, dir string) {
-	entries, _ := os.ReadDir(dir)
-	for _, e := range entries {
-		if e.IsDir() {
-			removeTestCgroup(t, filepath.Join(dir, e.Name()))
-		}
-	}
-	if procs, err := os.ReadFile(filepath.Join(dir, "cgroup.procs")); err == nil {
-		for _, f := range strings.Fields(string(procs)) {
-			if pid, err := strconv.Atoi(f); err == nil && pid > 1 {
-				_ = syscall.Kill(pid, syscall.SIGKILL)
-			}
-		}
-	}
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		err := syscall.Rmdir(dir)
-		if err == nil {
-			t.Logf("removed a cgroup an interrupted run left: %s", dir)
-			return
-		}
-		if errors.Is(err, syscall.ENOENT) || time.Now().After(deadline) {
-			return
-		}
-	}
-}
-
-// sweepCgroups removes the cgroups under parents whose names match
-// leftover and that are no container Docker knows.
-func sweepCgroups(t *testing.T, leftover *regexp.Regexp, parents ...string) {
-	for _, parent := range parents {
-		entries, _ := os.ReadDir(parent)
-		for _, e := range entries {
-			m := leftover.FindStringSubmatch(e.Name())
-			if !e.IsDir() || m == nil {
-				continue
-			}
-			if len(m) > 1 && m[1] != "" && fileExists(filepath.Join("/var/lib/docker/containers", m[1])) {
-				continue // a real container whose id happens to match
-			}
-			removeTestCgroup(t, filepath.Join(parent, e.Name()))
-		}
-	}
-}
