@@ -120,4 +120,3 @@ func TestRealPathOfPID(t *testing.T) {
 func sweepTestParents(t *testing.T, memoryRoot string) {
 	testrig.SweepCgroups(t, regexp.MustCompile(`^exit137-test-[0-9a-f]{12}(?:\.slice)?$`), memoryRoot)
 }
-

@@ -58,7 +58,6 @@ func sweepLeftovers(t *testing.T) {
 	testrig.SweepCgroups(t, leftover, "/sys/fs/cgroup/unified", "/sys/fs/cgroup")
 }
 
-
 // TestRealTracefs traces real SIGKILLs through a real trace instance: it
 // mounts tracefs where it is not mounted, removes a stale instance,
 // leaves one in use alone, reads the sender from /proc, maps the target
