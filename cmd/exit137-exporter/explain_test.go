@@ -2,10 +2,7 @@ package main
 
 import (
 	"bytes"
-	"log/slog"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,18 +14,8 @@ import (
 // the exit in seconds, with the unit in the field name, and the explain
 // command reads it back as the same duration.
 func TestExplainOffsetsInSeconds(t *testing.T) {
-	tr := tracker.New(tracker.Config{Settle: time.Millisecond, Window: 30 * time.Second, Retention: time.Hour},
-		slog.New(slog.DiscardHandler))
-	// The story lies in the past: resume from a state older than it.
-	state := filepath.Join(t.TempDir(), "state.json")
-	cursor := seedTime.Add(-time.Hour).UTC().Format(time.RFC3339Nano)
-	if err := os.WriteFile(state, []byte(`{"version": 1, "cursor": "`+cursor+`", "entries": {}}`), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := tr.LoadState(state); err != nil {
-		t.Fatal(err)
-	}
-	seedStory(tr, strings.Repeat("1", 64), strings.Repeat("2", 64))
+	tr := storyTracker(t, tracker.Config{Settle: time.Millisecond, Window: 30 * time.Second, Retention: time.Hour},
+		strings.Repeat("1", 64), strings.Repeat("2", 64))
 	tr.Wait()
 	srv := httptest.NewServer(explainHandler(tr))
 	defer srv.Close()
