@@ -55,7 +55,11 @@ func TestPodman(t *testing.T) {
 	// Kept until the end (registered on the test, not the subtest): the
 	// after-the-fact explain inspects it.
 	oomName := testrig.UniqueName(t, "pm-oom")
-	p.Start(t, oomName, limit32, "-alloc", "200")
+	// A second before it allocates: Podman's start event reaches its API
+	// late (its event log is a file), and the init's pid, which makes the
+	// kernel's word decisive, is read at that start. A container killed
+	// before its start is seen still gets oom, strong.
+	p.Start(t, oomName, limit32, "-delay", "1s", "-alloc", "200")
 	t.Run("an OOM kill is oom from the kernel's word, though podman says nothing", func(t *testing.T) {
 		// No podman command here until the verdict: the die event must
 		// come from conmon's cleanup, not from a command that syncs.
