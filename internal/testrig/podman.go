@@ -104,7 +104,7 @@ func (p *Podman) Cmd(args ...string) (string, error) {
 
 func (p *Podman) cmd(within time.Duration, args ...string) (string, error) {
 	cmd := exec.Command("podman", args...)
-	cmd.Env = p.env
+	cmd.Env, cmd.Dir = p.env, p.Dir // conmon works (and drops files) where podman runs
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -216,6 +216,8 @@ func (p *Podman) startService(t testing.TB) {
 	}
 	cmd := exec.Command("podman", "system", "service", "--time=0", p.Host())
 	cmd.Env = p.env
+	// conmon writes its oom marker into the working directory it inherits.
+	cmd.Dir = p.Dir
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
