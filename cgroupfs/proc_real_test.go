@@ -26,9 +26,7 @@ import (
 // removes the parents an interrupted run left (exit137-test-*, killing
 // what still runs in them) and cleans up after itself in t.Cleanup.
 func TestRealPathOfPID(t *testing.T) {
-	if testing.Short() {
-		t.Skip("real-host test: skipped under -short")
-	}
+	testrig.SkipInShortLoop(t)
 	if os.Geteuid() != 0 {
 		testrig.Need(t, "needs root (euid %d)", os.Geteuid())
 	}

@@ -14,7 +14,7 @@ import (
 
 func TestMain(m *testing.M) {
 	flag.Parse()
-	if testing.Short() {
+	if testrig.ShortLoop() {
 		fmt.Println("e2e: -short leaves out the end-to-end tests (real daemon, real kernel)")
 		os.Exit(0)
 	}

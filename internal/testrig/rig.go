@@ -50,6 +50,19 @@ func Need(t testing.TB, format string, args ...any) {
 	t.Skipf("real part missing (set CI=true to make this fail): %s", msg)
 }
 
+// ShortLoop reports whether the quick loop (go test -short) leaves out
+// the tests that change the host. Never in CI: there a real part runs or
+// fails.
+func ShortLoop() bool { return testing.Short() && !InCI() }
+
+// SkipInShortLoop skips a real-host test in the quick loop.
+func SkipInShortLoop(t testing.TB) {
+	t.Helper()
+	if ShortLoop() {
+		t.Skip("real-host test: left out of the quick loop (go test -short, not CI)")
+	}
+}
+
 // Run runs a command and returns its combined output, failing the test on
 // error.
 func Run(t testing.TB, name string, args ...string) string {

@@ -32,9 +32,7 @@ import (
 // test containers (e137…), with whatever still runs in them.
 func realHost(t *testing.T) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("real-host test: skipped under -short")
-	}
+	testrig.SkipInShortLoop(t)
 	sweepOnce.Do(func() {
 		const root = "/sys/fs/cgroup"
 		leftover := regexp.MustCompile(`^(?:docker-)?(e137[0-9a-f]{60})(?:\.scope)?$`)

@@ -64,9 +64,7 @@ func sweepLeftovers(t *testing.T) {
 // to a container by its cgroup, and removes the instance and its mount
 // when done.
 func TestRealTracefs(t *testing.T) {
-	if testing.Short() {
-		t.Skip("real-host test: skipped under -short")
-	}
+	testrig.SkipInShortLoop(t)
 	if os.Geteuid() != 0 {
 		testrig.Need(t, "needs root (euid %d)", os.Geteuid())
 	}
