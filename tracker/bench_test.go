@@ -49,7 +49,7 @@ func BenchmarkVerdict(b *testing.B) {
 				*now = now.Add(100 * time.Microsecond)
 				id := ids[i%len(ids)]
 				tr.Started(id, now.Add(-time.Millisecond))
-				if !tr.Died(id, *now, 137, nil) {
+				if !tr.Died(id, *now, 137) {
 					b.Fatal("exit not new")
 				}
 			}
@@ -82,7 +82,7 @@ func BenchmarkVerdictOthers(b *testing.B) {
 				*now = now.Add(100 * time.Microsecond)
 				id := ids[i%len(ids)]
 				tr.Started(id, now.Add(-time.Millisecond))
-				if !tr.Died(id, *now, 137, nil) {
+				if !tr.Died(id, *now, 137) {
 					b.Fatal("exit not new")
 				}
 			}
@@ -97,7 +97,7 @@ func BenchmarkExitSeries(b *testing.B) {
 		b.Run(fmt.Sprintf("names=%d", n), func(b *testing.B) {
 			tr, ids, now := benchTracker(n)
 			for _, id := range ids {
-				tr.Died(id, *now, 1, nil)
+				tr.Died(id, *now, 1)
 				tr.Started(id, now.Add(time.Second))
 			}
 			b.ReportAllocs()

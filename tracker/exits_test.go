@@ -31,7 +31,7 @@ func TestRedeployExpiresOldImages(t *testing.T) {
 		tr.ExitSeries() // a scrape sees each deploy live
 		*now = now.Add(time.Minute)
 		if i < 10 {
-			tr.Died(cid, *now, 137, nil)
+			tr.Died(cid, *now, 137)
 			tr.Removed(cid, *now)
 		}
 	}

@@ -46,107 +46,110 @@ func TestLedgerCountsEveryRunOnce(t *testing.T) {
 	}{
 		{"die once", func(tr *Tracker) {
 			tr.Started(id, sec(1))
-			tr.Died(id, sec(2), 1, nil)
+			tr.Died(id, sec(2), 1)
 		}, map[int]uint64{1: 1}},
 		{"a replayed start and die change nothing", func(tr *Tracker) {
 			tr.Started(id, sec(1))
-			tr.Died(id, sec(2), 1, nil)
+			tr.Died(id, sec(2), 1)
 			tr.Started(id, sec(1))
-			tr.Died(id, sec(2), 1, nil)
+			tr.Died(id, sec(2), 1)
 		}, map[int]uint64{1: 1}},
 		{"quiet host: running before the start, killed and restarted in a cut, replayed from the horizon", func(tr *Tracker) {
 			tr.Observe(id, running(-60, 100)) // the first reconcile
 			if !tr.Cursor().Equal(t0) {
 				t.Errorf("with no event seen the cursor must be the start, got %v", tr.Cursor())
 			}
-			tr.Died(id, sec(5), 137, nil) // the replay after the cut
+			tr.Died(id, sec(5), 137) // the replay after the cut
 			tr.Started(id, sec(6))
 			tr.Observe(id, running(5.9, 101)) // the reconcile after the replay
 		}, map[int]uint64{137: 1}},
 		{"counted death, removed during a cut, replayed after the heal", func(tr *Tracker) {
 			tr.Started(id, sec(1))
-			tr.Died(id, sec(2), 137, nil)
-			tr.Died(id, sec(2), 137, nil) // the replay repeats the die …
-			tr.Removed(id, sec(3))        // … and the destroy
+			tr.Died(id, sec(2), 137)
+			tr.Died(id, sec(2), 137) // the replay repeats the die …
+			tr.Removed(id, sec(3))   // … and the destroy
 			tr.Vanished(map[string]bool{})
-			tr.Died(id, sec(2), 137, nil) // a second overlap after another cut
+			tr.Died(id, sec(2), 137) // a second overlap after another cut
 		}, map[int]uint64{137: 1}},
 		{"counted death, removed during a cut, reconciled before the replay", func(tr *Tracker) {
 			tr.Started(id, sec(1))
-			tr.Died(id, sec(2), 137, nil)
+			tr.Died(id, sec(2), 137)
 			tr.Vanished(map[string]bool{})
-			tr.Died(id, sec(2), 137, nil)
+			tr.Died(id, sec(2), 137)
 			tr.Removed(id, sec(3))
 		}, map[int]uint64{137: 1}},
 		{"killed and restarted during a cut, then killed live", func(tr *Tracker) {
 			tr.Started(id, sec(1))
 			tr.DescribeRun(id, sec(1), running(0.99, 100))
-			tr.Died(id, sec(5), 137, nil) // replayed
+			tr.Died(id, sec(5), 137) // replayed
 			tr.Started(id, sec(6))
 			tr.Observe(id, running(5.99, 101))
-			tr.Died(id, sec(9), 137, nil) // live
+			tr.Died(id, sec(9), 137) // live
 		}, map[int]uint64{137: 2}},
 		{"killed and restarted during the reconcile: the late die amends the inferred exit", func(tr *Tracker) {
 			tr.Started(id, sec(1))
 			tr.DescribeRun(id, sec(1), running(0.99, 100))
 			tr.Observe(id, running(5.99, 101)) // inspect already shows the next run
-			tr.Died(id, sec(5), 137, nil)      // then the stream delivers the death …
+			tr.Died(id, sec(5), 137)           // then the stream delivers the death …
 			tr.Started(id, sec(6))             // … and the start of the run inspect saw
-			tr.Died(id, sec(9), 2, nil)
+			tr.Died(id, sec(9), 2)
 		}, map[int]uint64{137: 1, 2: 1}},
 		{"crash loop with event lag: each start's inspect shows a later run", func(tr *Tracker) {
 			tr.Started(id, sec(1))
 			tr.DescribeRun(id, sec(1), running(3, 103)) // lagging: inspect shows run 3
-			tr.Died(id, sec(1.5), 1, &RunState{Running: true, StartedAt: sec(3)})
+			tr.Died(id, sec(1.5), 1)
+			tr.DescribeDeath(id, sec(1.5), RunState{Running: true, StartedAt: sec(3)}) // of a later run: ignored
 			tr.Started(id, sec(2))
 			tr.DescribeRun(id, sec(2), running(3, 103))
-			tr.Died(id, sec(2.5), 1, nil)
+			tr.Died(id, sec(2.5), 1)
 			tr.Started(id, sec(3.001))
 			tr.DescribeRun(id, sec(3.001), running(3, 103))
-			tr.Died(id, sec(3.5), 1, &RunState{StartedAt: sec(3), FinishedAt: sec(3.49), ExitCode: 1})
+			tr.Died(id, sec(3.5), 1)
+			tr.DescribeDeath(id, sec(3.5), RunState{StartedAt: sec(3), FinishedAt: sec(3.49), ExitCode: 1})
 		}, map[int]uint64{1: 3}},
 		{"a run found by reconcile, then its start replayed, then its die", func(tr *Tracker) {
 			tr.Observe(id, running(1, 100))
 			tr.Started(id, sec(1.001))
-			tr.Died(id, sec(2), 3, nil)
+			tr.Died(id, sec(2), 3)
 		}, map[int]uint64{3: 1}},
 		{"created, started and dead during a reconcile: counted there, the replay is recognised", func(tr *Tracker) {
 			tr.Observe(id, exited(1, 1.5, 4))
 			tr.Started(id, sec(1.001))
-			tr.Died(id, sec(1.6), 4, nil)
+			tr.Died(id, sec(1.6), 4)
 		}, map[int]uint64{4: 1}},
 		{"an ended run a reconcile found, then a later run's start and die", func(tr *Tracker) {
 			tr.Observe(id, exited(1, 2, 2)) // found at +30s, counted
 			tr.Started(id, sec(31))         // after that inspect: another run
-			tr.Died(id, sec(32), 2, nil)
+			tr.Died(id, sec(32), 2)
 		}, map[int]uint64{2: 2}},
 		{"replayed events from before the start, of containers never known, are history", func(tr *Tracker) {
 			tr.Started(id, sec(-0.5))
-			tr.Died(id, sec(-0.2), 137, nil)
+			tr.Died(id, sec(-0.2), 137)
 			tr.Removed(id, sec(-0.1))
 			tr.Vanished(map[string]bool{})
 		}, map[int]uint64{}},
 		{"a crash loop whose events lag behind a reconcile: the late dies of the runs it skipped count", func(tr *Tracker) {
 			tr.Started(id, sec(1))
-			tr.Died(id, sec(1.2), 2, nil)
+			tr.Died(id, sec(1.2), 2)
 			tr.Started(id, sec(2))
-			tr.Died(id, sec(2.2), 2, nil)
+			tr.Died(id, sec(2.2), 2)
 			tr.Observe(id, exited(3.99, 4.2, 2)) // inspect is at run 4; the events at run 2
 			tr.Started(id, sec(3))               // run 3, late
-			tr.Died(id, sec(3.2), 2, nil)
-			tr.Died(id, sec(3.2), 2, nil) // and replayed after a cut
-			tr.Started(id, sec(4))        // run 4, which the reconcile counted
-			tr.Died(id, sec(4.3), 2, nil)
+			tr.Died(id, sec(3.2), 2)
+			tr.Died(id, sec(3.2), 2) // and replayed after a cut
+			tr.Started(id, sec(4))   // run 4, which the reconcile counted
+			tr.Died(id, sec(4.3), 2)
 		}, map[int]uint64{2: 4}},
 		{"runs a restart policy made unseen, then their late dies: counted once, with their codes", func(tr *Tracker) {
 			tr.Observe(id, RunState{Running: true, StartedAt: sec(1), RestartCount: 2})
 			tr.Observe(id, RunState{Running: true, StartedAt: sec(9), RestartCount: 4}) // runs 1 and 2.. ended unseen
-			tr.Died(id, sec(5), 3, nil)                                                 // the late die of the one between
+			tr.Died(id, sec(5), 3)                                                      // the late die of the one between
 		}, map[int]uint64{unknown: 1, 3: 1}},
 		{"an instant exit whose StartedAt lies after its FinishedAt", func(tr *Tracker) {
 			tr.Started(id, sec(2.002))
 			tr.DescribeRun(id, sec(2.002), exited(2.001, 2, 4))
-			tr.Died(id, sec(2.01), 4, &RunState{StartedAt: sec(2.001), FinishedAt: sec(2), ExitCode: 4})
+			tr.Died(id, sec(2.01), 4)
+			tr.DescribeDeath(id, sec(2.01), RunState{StartedAt: sec(2.001), FinishedAt: sec(2), ExitCode: 4})
 			tr.Observe(id, exited(2.001, 2, 4))
 			tr.Started(id, sec(2.002))
 		}, map[int]uint64{4: 1}},
@@ -158,8 +161,8 @@ func TestLedgerCountsEveryRunOnce(t *testing.T) {
 			tr.Observe(id, exited(1, 3, 1))
 		}, map[int]uint64{1: 1}},
 		{"a die of a container never seen counts", func(tr *Tracker) {
-			tr.Died(id, sec(3), 1, nil)
-			tr.Died(id, sec(3), 1, nil)
+			tr.Died(id, sec(3), 1)
+			tr.Died(id, sec(3), 1)
 		}, map[int]uint64{1: 1}},
 		{"an open run removed unseen ended unseen", func(tr *Tracker) {
 			tr.Started(id, sec(1))
@@ -178,12 +181,12 @@ func TestLedgerCountsEveryRunOnce(t *testing.T) {
 		{"a start while the latest run is open: its die was lost", func(tr *Tracker) {
 			tr.Started(id, sec(1))
 			tr.Started(id, sec(5))
-			tr.Died(id, sec(6), 0, nil)
+			tr.Died(id, sec(6), 0)
 		}, map[int]uint64{unknown: 1, 0: 1}},
 		{"a second die without a start is not a second exit", func(tr *Tracker) {
 			tr.Started(id, sec(1))
-			tr.Died(id, sec(2), 1, nil)
-			tr.Died(id, sec(3), 1, nil)
+			tr.Died(id, sec(2), 1)
+			tr.Died(id, sec(3), 1)
 		}, map[int]uint64{1: 1}},
 	}
 	for _, tc := range tests {
@@ -225,7 +228,7 @@ func TestStateSurvivesTheExporter(t *testing.T) {
 	before.Upsert(Meta{ID: other, Name: "db"})
 	before.Started(id, sec(1))
 	before.Started(other, sec(1))
-	before.Died(other, sec(20), 9, nil) // counted, verdict pending at the crash
+	before.Died(other, sec(20), 9) // counted, verdict pending at the crash
 	if err := before.SaveState(path); err != nil {
 		t.Fatal(err)
 	}
@@ -242,8 +245,8 @@ func TestStateSurvivesTheExporter(t *testing.T) {
 	after.Upsert(Meta{ID: other, Name: "db"})
 	// The replay from the cursor: the pending death again, and a death of
 	// web while the exporter was down.
-	after.Died(other, sec(20), 9, nil)
-	after.Died(id, sec(40), 1, nil)
+	after.Died(other, sec(20), 9)
+	after.Died(id, sec(40), 1)
 	after.Observe(id, exited(0.99, 39.9, 1))
 	after.Observe(other, exited(0.99, 19.9, 9))
 	after.Vanished(map[string]bool{id: true, other: true})
@@ -261,8 +264,8 @@ func TestStateSurvivesTheExporter(t *testing.T) {
 	if err := third.LoadState(path); err != nil {
 		t.Fatal(err)
 	}
-	third.Died(other, sec(20), 9, nil)
-	third.Died(id, sec(40), 1, nil)
+	third.Died(other, sec(20), 9)
+	third.Died(id, sec(40), 1)
 	third.Observe(id, exited(0.99, 39.9, 1))
 	// The counters go on from where they stood, and nothing is recounted.
 	if got := countsByCode(third); got[1] != 1 || got[9] != 1 || len(got) != 2 {

@@ -194,26 +194,18 @@ func (t *Tracker) DescribeRun(id string, at time.Time, st RunState) {
 	t.ledger.describe(id, at, st)
 }
 
-// Died applies a die event stamped at with its exit code. inspected is an
-// inspect made after the event, nil when there is none (a --rm container
-// already gone); its finish time and OOMKilled flag are used only when it
-// is of the run that ended. It returns whether the exit is new.
-func (t *Tracker) Died(id string, at time.Time, exitCode int, inspected *RunState) bool {
+// Died applies a die event stamped at with its exit code. It returns
+// whether the exit is new; the inspect that follows the event
+// (DescribeDeath) may still give it its exact finish time.
+func (t *Tracker) Died(id string, at time.Time, exitCode int) bool {
 	t.mu.Lock()
 	defer t.unlock()
 	t.record(id).running = false
 	ended, attached := t.ledger.died(id, at)
-	end := ending{run: ended, exitCode: exitCode, at: at}
-	if st := inspected; st != nil && !st.Running && (ended != nil && ended.isRun(st.StartedAt) || attached != nil && attached.isRun(st.StartedAt)) {
-		if !st.FinishedAt.IsZero() && !st.FinishedAt.After(at) {
-			end.at = st.FinishedAt
-		}
-		end.oomKilled = st.OOMKilled
-	}
 	if attached != nil {
 		// A reconcile inferred this run's end; the die event knows better.
 		if p := t.pending[attached]; p != nil && !p.decided {
-			p.exit.ExitCode, p.exit.Time, p.exit.OOMKilled, p.exit.Inferred = exitCode, end.at, end.oomKilled, false
+			p.exit.ExitCode, p.exit.Time, p.exit.Inferred = exitCode, at, false
 		}
 		return false
 	}
@@ -221,7 +213,7 @@ func (t *Tracker) Died(id string, at time.Time, exitCode int, inspected *RunStat
 		t.logger.Debug("exit already counted", "id", cgroupfs.ShortID(id), "at", at)
 		return false
 	}
-	t.count(id, end)
+	t.count(id, ending{run: ended, exitCode: exitCode, at: at})
 	return true
 }
 

@@ -38,7 +38,7 @@ func TestNameSeriesRetention(t *testing.T) {
 	tr, now := newTestTracker()
 	tr.Upsert(Meta{ID: id, Name: "web", Image: "nginx"})
 	tr.Started(id, t0)
-	tr.Died(id, t0.Add(time.Second), 0, nil)
+	tr.Died(id, t0.Add(time.Second), 0)
 	byName, _ := tr.ExitSeries()
 	if len(byName) != 6 { // five pre-initialised 137 causes + the exit
 		t.Fatalf("want 6 series for a live name, got %d: %+v", len(byName), byName)
@@ -62,7 +62,7 @@ func TestRecreatedNameKeepsItsSeries(t *testing.T) {
 	tr, now := newTestTracker()
 	tr.Upsert(Meta{ID: id, Name: "web", Image: "nginx"})
 	tr.Started(id, t0)
-	tr.Died(id, t0.Add(time.Second), 137, nil)
+	tr.Died(id, t0.Add(time.Second), 137)
 	tr.Removed(id, t0.Add(time.Second))
 	*now = now.Add(2 * time.Hour)
 	other := strings.Repeat("f", 64)
@@ -103,7 +103,7 @@ func TestVerdictsUseEvidenceAndProbesAndAreBounded(t *testing.T) {
 		if i == 3 {
 			tr.AddEvidence(attribution.Evidence{Container: id, Time: start.Add(time.Second), Kind: attribution.KindDockerKill, Signal: 9, Source: "docker"})
 		}
-		tr.Died(id, start.Add(2*time.Second), 137, nil)
+		tr.Died(id, start.Add(2*time.Second), 137)
 	}
 	v := tr.Verdicts("web")
 	if len(v) != 3 {

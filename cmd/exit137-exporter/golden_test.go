@@ -165,7 +165,7 @@ func seedStory(tr *tracker.Tracker, busy, limited string) {
 			e.Time = died.Add(-time.Second)
 			tr.AddEvidence(e)
 		}
-		tr.Died(d.id, died, d.code, nil)
+		tr.Died(d.id, died, d.code)
 		tr.Wait()
 		if d.restart {
 			tr.Started(d.id, died.Add(time.Second))

@@ -291,7 +291,7 @@ func (s *Source) handle(ctx context.Context, m events.Message) {
 		s.observeOOMKills(id, 0, at)
 		s.tracker.Upsert(metaFromAttributes(id, attrs))
 		code, _ := strconv.Atoi(attrs["exitCode"])
-		if s.tracker.Died(id, at, code, nil) {
+		if s.tracker.Died(id, at, code) {
 			s.queueInspect(ctx, inspectJob{id: id, at: at, die: true})
 		}
 	case "destroy", "remove": // Podman says remove
