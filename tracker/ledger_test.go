@@ -199,6 +199,7 @@ func TestLedgerCountsEveryRunOnce(t *testing.T) {
 			tr.after = func(_ time.Duration, f func()) { settling = append(settling, f) }
 			tr.Upsert(Meta{ID: id, Name: "web", Image: "nginx"})
 			tc.steps(tr)
+			tr.CaughtUp()
 			for _, f := range settling {
 				f()
 			}

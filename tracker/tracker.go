@@ -66,6 +66,10 @@ type Tracker struct {
 	pending map[*run]*pendingExit
 	// due are verdicts to schedule once mu is released.
 	due []func()
+	// reconciled are the runs whose exits a reconcile inferred, held
+	// undecided until CaughtUp: a die event stamped before the reconcile's
+	// inspect may still be on its way, with the exit's code and time.
+	reconciled []*run
 	// changed counts the ledger's changes; the state saver writes when it
 	// moved.
 	changed uint64
@@ -213,7 +217,7 @@ func (t *Tracker) Died(id string, at time.Time, exitCode int) bool {
 		t.logger.Debug("exit already counted", "id", cgroupfs.ShortID(id), "at", at)
 		return false
 	}
-	t.count(id, ending{run: ended, exitCode: exitCode, at: at})
+	t.schedule(ended, t.count(id, ending{run: ended, exitCode: exitCode, at: at}))
 	return true
 }
 
@@ -254,7 +258,21 @@ func (t *Tracker) Observe(id string, st RunState) {
 		t.logger.Info("counted an exit found on reconcile", "name", c.Name, "id", cgroupfs.ShortID(id),
 			"exit_code", end.exitCode, "at", end.at)
 	}
-	t.countAll(id, endings)
+	t.holdAll(id, endings)
+}
+
+// CaughtUp tells that every event stamped before the latest reconcile's
+// inspects was applied: the exits the reconcile inferred have had their die
+// events (if the daemon logged any) and are decided now, after the settle.
+func (t *Tracker) CaughtUp() {
+	t.mu.Lock()
+	defer t.unlock()
+	for _, r := range t.reconciled {
+		if p := t.pending[r]; p != nil && !p.decided {
+			t.schedule(r, p)
+		}
+	}
+	t.reconciled = nil
 }
 
 // Removed applies a destroy event: the container's last-exit series go,
@@ -278,7 +296,7 @@ func (t *Tracker) Vanished(present map[string]bool) {
 		if present[id] {
 			continue
 		}
-		t.countAll(id, t.ledger.vanished(id, now))
+		t.holdAll(id, t.ledger.vanished(id, now))
 		t.forget(id)
 	}
 	for id := range t.containers {
@@ -303,13 +321,21 @@ func (t *Tracker) forget(id string) {
 
 func (t *Tracker) countAll(id string, endings []ending) {
 	for _, end := range endings {
-		t.count(id, end)
+		t.schedule(end.run, t.count(id, end))
 	}
 }
 
-// count schedules the verdict of a new exit; it is counted when decided,
-// after the settle delay. Callers hold mu.
-func (t *Tracker) count(id string, end ending) {
+// holdAll counts a reconcile's endings, their verdicts held until CaughtUp.
+func (t *Tracker) holdAll(id string, endings []ending) {
+	for _, end := range endings {
+		t.count(id, end)
+		t.reconciled = append(t.reconciled, end.run)
+	}
+}
+
+// count makes a new exit pending; it is counted when decided (Flush decides
+// it even unscheduled). Callers hold mu.
+func (t *Tracker) count(id string, end ending) *pendingExit {
 	c := t.record(id)
 	exit := attribution.Exit{ContainerID: id, Name: c.Name, Image: c.Image, ExitCode: end.exitCode,
 		Time: end.at, OOMKilled: end.oomKilled, Pid: end.run.Pid, Inferred: end.inferred}
@@ -325,11 +351,16 @@ func (t *Tracker) count(id string, end ending) {
 	}
 	p := &pendingExit{exit: exit, probed: probed}
 	t.pending[end.run] = p
+	t.wg.Add(1)
+	return p
+}
+
+// schedule decides a pending exit after the settle delay. Callers hold mu.
+func (t *Tracker) schedule(r *run, p *pendingExit) {
 	// Settle counts from the death, not from when we heard of it: a die
 	// event that arrives late has already given late evidence its time.
-	wait := max(t.cfg.Settle-now.Sub(exit.Time), 0)
-	t.wg.Add(1)
-	t.due = append(t.due, func() { t.after(wait, func() { t.decide(end.run, p) }) })
+	wait := max(t.cfg.Settle-t.now().Sub(p.exit.Time), 0)
+	t.due = append(t.due, func() { t.after(wait, func() { t.decide(r, p) }) })
 }
 
 // unlock releases mu, then schedules the verdicts counted under it (a

@@ -132,6 +132,7 @@ func TestLateReconciledExitIsNotJudgedByDiskNow(t *testing.T) {
 	tr.Observe(id, RunState{Running: true, StartedAt: t0.Add(time.Second)})
 	*now = t0.Add(time.Hour) // the exit is found on a reconcile an hour later
 	tr.Observe(id, RunState{StartedAt: t0.Add(time.Second), FinishedAt: t0.Add(2 * time.Second), ExitCode: 137})
+	tr.CaughtUp()
 	if v := tr.Verdicts("web"); len(v) != 1 || v[0].Cause != attribution.CauseUnknown {
 		t.Fatalf("disk pressure sampled an hour after the death decided it: %+v", v)
 	}

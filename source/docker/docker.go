@@ -164,9 +164,12 @@ const replayOverlap = time.Second
 //     latest event handled, or the exporter's start), up to now;
 //  2. reconcile against the container list, for what the daemon could
 //     not replay (its buffer is bounded and does not survive a restart);
-//  3. follow the stream live from the end of the drain. Events during the
-//     reconcile arrive again here, and the ledger matches them to the runs
-//     the reconcile saw.
+//  3. drain again, from the end of the first drain to the end of the
+//     reconcile: the events stamped while it inspected, which the ledger
+//     matches to the runs it saw. A die among them gives an exit the
+//     reconcile inferred its code, so those exits are decided only now
+//     (CaughtUp), however late the stream delivers;
+//  4. follow the stream live from the end of the second drain.
 func (s *Source) session(ctx context.Context) (streamed bool, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -185,7 +188,12 @@ func (s *Source) session(ctx context.Context) (streamed bool, err error) {
 	if err := s.reconcile(ctx); err != nil {
 		return false, err
 	}
-	msgs, errs := s.client.Events(ctx, eventOptions(drained, time.Time{}))
+	reconciled := drainEnd(rt, time.Now())
+	if err := s.drain(ctx, drained, reconciled); err != nil {
+		return false, fmt.Errorf("replay events during the reconcile: %w", err)
+	}
+	s.tracker.CaughtUp()
+	msgs, errs := s.client.Events(ctx, eventOptions(reconciled, time.Time{}))
 	s.health.SetUp(true, s.logger, nil)
 	for {
 		select {

@@ -33,6 +33,9 @@ type fakeDaemon struct {
 	calls      []string
 	cut        context.CancelFunc
 	cutCtx     context.Context
+	// onList runs while the daemon answers a list: what happens during a
+	// reconcile.
+	onList func()
 	// podman makes the daemon answer as Podman 4.3 does: its version
 	// answer, and an until taken as the wall time to stop reading at (an
 	// until already past replays nothing).
@@ -180,6 +183,11 @@ func (f *fakeDaemon) serve(w http.ResponseWriter, r *http.Request) {
 	case path == "/containers/json":
 		f.mu.Lock()
 		f.calls = append(f.calls, "list")
+		if f.onList != nil {
+			f.mu.Unlock()
+			f.onList()
+			f.mu.Lock()
+		}
 		list := []map[string]any{}
 		for id, c := range f.containers {
 			list = append(list, map[string]any{"Id": id, "Names": []string{c["Name"].(string)}})
@@ -295,8 +303,33 @@ func TestSessionReplaysBeforeReconcileAndCountsOnce(t *testing.T) {
 		if got := h.exits()["web"]; got != 1 {
 			t.Fatalf("counted %d, want 1", got)
 		}
-		if calls := h.daemon.callLog(); !strings.HasPrefix(calls, "drain list live drain list live") {
-			t.Fatalf("want every session to drain, then list, then follow: %s", calls)
+		if calls := h.daemon.callLog(); !strings.HasPrefix(calls, "drain list drain live drain list drain live") {
+			t.Fatalf("want every session to drain, list, drain what happened meanwhile, then follow: %s", calls)
+		}
+	})
+	t.Run("a die stamped during the reconcile gives the exit it inferred its code", func(t *testing.T) {
+		h := newHarness(t)
+		start := time.Now()
+		h.daemon.set(cid, "web", runningState(start, 100))
+		h.daemon.emit(cid, "start", start.Add(time.Millisecond), map[string]string{"name": "web"})
+		h.connect()
+		h.cut()
+		h.daemon.onList = func() {
+			now := time.Now()
+			h.daemon.emit(cid, "die", now, die(3))
+			h.daemon.emit(cid, "start", now.Add(time.Millisecond), map[string]string{"name": "web"})
+			h.daemon.set(cid, "web", runningState(now.Add(time.Millisecond/2), 101))
+		}
+		h.connect()
+		h.tracker.Wait()
+		byName, _ := h.tracker.ExitSeries()
+		for _, s := range byName {
+			if s.Count > 0 && s.ExitCode != 3 {
+				t.Fatalf("the reconcile's unknown exit was decided before its die arrived: %+v", byName)
+			}
+		}
+		if got := h.exits()["web"]; got != 1 {
+			t.Fatalf("counted %d, want 1", got)
 		}
 	})
 	t.Run("counted death, removed during a cut", func(t *testing.T) {
