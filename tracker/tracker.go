@@ -24,6 +24,10 @@ type Meta struct {
 	ComposeProject string
 	ComposeService string
 	SystemdUnit    string
+	// Kubernetes identity, from the CRI labels of a kubelet's container;
+	// empty elsewhere. Such a container's Name is namespace/pod/container,
+	// so that a pod's restarts (a new container id each) add up under it.
+	Namespace, Pod, PodUID, Container string
 	// Pid is the host pid of the current run's init, 0 when not running.
 	Pid int
 }
@@ -153,6 +157,10 @@ func (t *Tracker) Upsert(m Meta) {
 	keep(&m.ComposeProject, old.ComposeProject)
 	keep(&m.ComposeService, old.ComposeService)
 	keep(&m.SystemdUnit, old.SystemdUnit)
+	keep(&m.Namespace, old.Namespace)
+	keep(&m.Pod, old.Pod)
+	keep(&m.PodUID, old.PodUID)
+	keep(&m.Container, old.Container)
 	if m.Pid == 0 && c.running {
 		m.Pid = old.Pid
 	}
