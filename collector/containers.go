@@ -6,13 +6,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/exit137-exporter/exit137-exporter/attribution"
-	"github.com/exit137-exporter/exit137-exporter/cgroupfs"
 	"github.com/exit137-exporter/exit137-exporter/tracker"
 )
 
 var (
-	containerInfoDesc = desc("container_info", "Metadata of every container Docker knows; always 1.",
-		"id", "name", "image", "compose_project", "compose_service", "systemd_unit")
+	containerInfoDesc = desc("container_info", "Metadata of every container the runtime knows; always 1.", infoLabels...)
 	lastExitCodeDesc  = desc("container_last_exit_code", "Exit code of the container's last exit.", containerLabels...)
 	lastExitTimeDesc  = desc("container_last_exit_timestamp_seconds", "When the container last exited, in Unix seconds.", containerLabels...)
 	lastKillCauseDesc = desc("container_last_kill_cause", "The verdict on the container's last exit; 1 for its cause.", append(containerLabels, "cause")...)
@@ -26,7 +24,7 @@ type containersCollector struct {
 }
 
 var (
-	infoLabels     = []string{"id", "name", "image", "compose_project", "compose_service", "systemd_unit"}
+	infoLabels     = append(containerLabels[:len(containerLabels):len(containerLabels)], "compose_project", "compose_service", "systemd_unit")
 	lastKillLabels = append(containerLabels[:len(containerLabels):len(containerLabels)], "cause")
 )
 
@@ -45,19 +43,19 @@ func (c *containersCollector) Update(ch chan<- prometheus.Metric) error {
 		if v.Name == "" {
 			continue
 		}
-		short := cgroupfs.ShortID(id)
+		values := containerValues(id, v)
 		b := make(seriesBatch, 0, 4)
 		b.send(ch, containerInfoDesc, prometheus.GaugeValue, 1,
-			c.info.get(id, infoLabels, short, v.Name, v.Image, v.ComposeProject, v.ComposeService, v.SystemdUnit))
+			c.info.get(id, infoLabels, append(values, v.ComposeProject, v.ComposeService, v.SystemdUnit)...))
 		if v.LastExit == nil {
 			continue
 		}
-		labels := c.lastExit.get(id, containerLabels, short, v.Name, v.Image)
+		labels := c.lastExit.get(id, containerLabels, values...)
 		b.send(ch, lastExitCodeDesc, prometheus.GaugeValue, float64(v.LastExit.ExitCode), labels)
 		b.send(ch, lastExitTimeDesc, prometheus.GaugeValue, float64(v.LastExit.Time.UnixNano())/1e9, labels)
 		if v.LastCause != "" {
 			b.send(ch, lastKillCauseDesc, prometheus.GaugeValue, 1,
-				c.lastKill.get(id, lastKillLabels, short, v.Name, v.Image, string(v.LastCause)))
+				c.lastKill.get(id, lastKillLabels, append(values, string(v.LastCause))...))
 		}
 	}
 	return nil

@@ -12,7 +12,7 @@ import (
 var (
 	containerExitsDesc = desc("container_exits_total",
 		"Container exits by container name, exit code, signal and cause. Series of a removed name stay for --exits.retention.",
-		"name", "image", "exit_code", "signal", "cause")
+		"name", "image", "namespace", "pod", "container", "exit_code", "signal", "cause")
 	hostExitsDesc = desc("exits_total", "Container exits on this host by exit code, signal and cause.",
 		"exit_code", "signal", "cause")
 )
@@ -30,14 +30,14 @@ type exitsCollector struct {
 type exitNameKey struct{ name, image string }
 
 // exitNameLabels are the label pairs of one (name, image)'s series: the
-// name and image pairs built once, the other three shared by every name
-// (their values are few), so that a series costs one slice of five
-// pointers. Every live name has six series (its five pre-created SIGKILL
+// name, image and Kubernetes pairs built once, the other three shared by
+// every name (their values are few), so that a series costs one slice of
+// eight pointers. Every live name has six series (its five pre-created SIGKILL
 // ones among them), which made the label pairs of the exit counters the
 // largest thing the exporter holds between scrapes when each series had
 // pairs of its own.
 type exitNameLabels struct {
-	name, image *dto.LabelPair
+	name, image, namespace, pod, container *dto.LabelPair
 	// series are few per name (six, mostly): a list, not a map; their
 	// pairs are windows of one backing array.
 	series  []exitKeyLabels
@@ -78,13 +78,15 @@ func (c *exitsCollector) Update(ch chan<- prometheus.Metric) error {
 }
 
 // labels returns the series' label pairs, sorted by name: cause,
-// exit_code, image, name, signal.
+// container, exit_code, image, name, namespace, pod, signal.
 func (c *exitsCollector) labels(s tracker.ExitSeries) []*dto.LabelPair {
 	k := exitNameKey{s.Name, s.Image}
 	n := c.names[k]
-	if n == nil {
+	if n == nil || *n.pod.Value != s.Pod { // a name's pod is known once its container was seen
 		n = &exitNameLabels{name: labelPair("name", validUTF8(s.Name)), image: labelPair("image", validUTF8(s.Image)),
-			series: make([]exitKeyLabels, 0, 6), backing: make([]*dto.LabelPair, 0, 6*5)}
+			namespace: sharedPair("namespace", s.Namespace), pod: labelPair("pod", validUTF8(s.Pod)),
+			container: labelPair("container", validUTF8(s.Container)),
+			series:    make([]exitKeyLabels, 0, 6), backing: make([]*dto.LabelPair, 0, 6*8)}
 		c.names[k] = n
 	}
 	n.scrape = c.scrape
@@ -94,15 +96,15 @@ func (c *exitsCollector) labels(s tracker.ExitSeries) []*dto.LabelPair {
 		}
 	}
 	start := len(n.backing)
-	n.backing = append(n.backing, sharedPair("cause", string(s.Cause)), sharedPair("exit_code", exitCodeLabel(s.ExitCode)),
-		n.image, n.name, sharedPair("signal", s.Signal))
+	n.backing = append(n.backing, sharedPair("cause", string(s.Cause)), n.container, sharedPair("exit_code", exitCodeLabel(s.ExitCode)),
+		n.image, n.name, n.namespace, n.pod, sharedPair("signal", s.Signal))
 	pairs := n.backing[start:len(n.backing):len(n.backing)]
 	n.series = append(n.series, exitKeyLabels{s.ExitKey, pairs})
 	return pairs
 }
 
 // sharedPairs holds one label pair per (label, value) of the labels whose
-// values are few: exit codes, signals, causes.
+// values are few: exit codes, signals, causes, namespaces.
 var sharedPairs sync.Map // [2]string → *dto.LabelPair
 
 func sharedPair(name, value string) *dto.LabelPair {

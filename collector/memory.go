@@ -16,7 +16,15 @@ import (
 	"github.com/exit137-exporter/exit137-exporter/tracker"
 )
 
-var containerLabels = []string{"id", "name", "image"}
+// containerLabels are the labels of every container series: namespace, pod
+// and container name a kubelet's container (empty elsewhere, as cAdvisor
+// has them).
+var containerLabels = []string{"id", "name", "image", "namespace", "pod", "container"}
+
+// containerValues are a container's containerLabels values.
+func containerValues(id string, v tracker.View) []string {
+	return []string{cgroupfs.ShortID(id), v.Name, v.Image, v.Namespace, v.Pod, v.Container}
+}
 
 var (
 	memUsageDesc      = desc("container_memory_usage_bytes", "Memory the container's cgroup uses, page cache included.", containerLabels...)
@@ -118,7 +126,7 @@ func (c *memoryCollector) Update(ch chan<- prometheus.Metric) error {
 
 // send sends one container's memory series.
 func (c *memoryCollector) send(ch chan<- prometheus.Metric, id string, m *cgroupfs.Memory, v tracker.View, now time.Time) {
-	labels := c.labels.get(id, containerLabels, cgroupfs.ShortID(id), v.Name, v.Image)
+	labels := c.labels.get(id, containerLabels, containerValues(id, v)...)
 	b := make(seriesBatch, 0, 6)
 	b.send(ch, memUsageDesc, prometheus.GaugeValue, float64(m.Usage), labels)
 	b.send(ch, memWorkingSetDesc, prometheus.GaugeValue, float64(m.WorkingSet), labels)

@@ -15,9 +15,22 @@ type ExitKey struct {
 
 type nameKey struct{ name, image string }
 
+// Kube is a kubelet's container's identity on its exit series; zero for
+// other containers.
+type Kube struct {
+	Namespace string `json:"namespace,omitempty"`
+	Pod       string `json:"pod,omitempty"`
+	Container string `json:"container,omitempty"`
+}
+
+func kubeOf(m Meta) Kube { return Kube{Namespace: m.Namespace, Pod: m.Pod, Container: m.Container} }
+
 // nameSeries is one (name, image) set of exit counters.
 type nameSeries struct {
 	counts map[ExitKey]uint64
+	// kube is set when the name is a kubelet's container's (the name
+	// holds the same namespace/pod/container).
+	kube Kube
 	// last is when the set was last seen live (a container of that name
 	// and image existed) or counting; retention runs from it.
 	last time.Time
@@ -60,7 +73,7 @@ func preinitKills(m map[ExitKey]uint64) {
 
 // hold makes sure a live container's series exist; their retention
 // restarts at the next expire.
-func (e *exitCounts) hold(name, image string) {
+func (e *exitCounts) hold(name, image string, kube Kube) {
 	if name == "" {
 		return
 	}
@@ -69,6 +82,9 @@ func (e *exitCounts) hold(name, image string) {
 	if !ok {
 		s = &nameSeries{counts: map[ExitKey]uint64{}}
 		e.byName[k] = s
+	}
+	if kube != (Kube{}) {
+		s.kube = kube
 	}
 	s.touched = true
 }
@@ -86,12 +102,12 @@ func (e *exitCounts) release(name string, now time.Time) {
 	}
 }
 
-func (e *exitCounts) count(name, image string, k ExitKey) {
+func (e *exitCounts) count(name, image string, kube Kube, k ExitKey) {
 	e.host[k]++
 	if name == "" {
 		return
 	}
-	e.hold(name, image)
+	e.hold(name, image, kube)
 	e.byName[nameKey{name, image}].counts[k]++
 }
 
@@ -111,6 +127,7 @@ func (e *exitCounts) expire(live map[nameKey]bool, now time.Time, retention time
 // ExitSeries is one exit counter.
 type ExitSeries struct {
 	Name, Image string
+	Kube
 	ExitKey
 	Count uint64
 }
@@ -128,12 +145,12 @@ func (t *Tracker) ExitSeries() (byName, host []ExitSeries) {
 	byName = make([]ExitSeries, 0, (len(killCauses)+1)*len(t.exits.byName))
 	for k, set := range t.exits.byName {
 		for ek, n := range set.counts {
-			byName = append(byName, ExitSeries{Name: k.name, Image: k.image, ExitKey: ek, Count: n})
+			byName = append(byName, ExitSeries{Name: k.name, Image: k.image, Kube: set.kube, ExitKey: ek, Count: n})
 		}
 		for _, cause := range killCauses {
 			ek := ExitKey{ExitCode: 137, Signal: "SIGKILL", Cause: cause}
 			if _, counted := set.counts[ek]; !counted {
-				byName = append(byName, ExitSeries{Name: k.name, Image: k.image, ExitKey: ek})
+				byName = append(byName, ExitSeries{Name: k.name, Image: k.image, Kube: set.kube, ExitKey: ek})
 			}
 		}
 	}

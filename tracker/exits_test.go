@@ -57,7 +57,7 @@ func TestLateExitRestartsRetention(t *testing.T) {
 	tr.Started(id, *now)
 	tr.Removed(id, *now)
 	*now = now.Add(50 * time.Minute)
-	tr.exits.count("job", "batch:1", ExitKey{ExitCode: 1, Signal: "", Cause: "none"})
+	tr.exits.count("job", "batch:1", Kube{}, ExitKey{ExitCode: 1, Signal: "", Cause: "none"})
 	tr.ExitSeries()
 	*now = now.Add(59 * time.Minute)
 	if len(images(tr, "job")) != 1 {
@@ -80,5 +80,29 @@ func TestRenameKeepsPidAndUnit(t *testing.T) {
 	v := tr.Views()[id]
 	if v.Pid != 4242 || v.SystemdUnit != "web.service" || v.Image != "nginx" || v.Name != "web-renamed" {
 		t.Fatalf("after a rename: %+v", v.Meta)
+	}
+}
+
+// A pod's restarts are new container ids under one name: they add up in
+// one set that carries the pod's identity, and so does the saved state.
+func TestKubernetesRestartsAddUpUnderTheirName(t *testing.T) {
+	tr, now := newTestTracker()
+	name := "shop/web-0/app"
+	for i, cid := range []string{id, "f" + id[1:]} {
+		tr.Upsert(Meta{ID: cid, Name: name, Image: "app:1", Namespace: "shop", Pod: "web-0", PodUID: "u1", Container: "app"})
+		tr.Started(cid, now.Add(time.Duration(i)*time.Second))
+		tr.Died(cid, now.Add(time.Duration(i)*time.Second+time.Millisecond), 1)
+	}
+	tr.Wait()
+	byName, _ := tr.ExitSeries()
+	var n uint64
+	for _, s := range byName {
+		if s.Name != name || s.Kube != (Kube{Namespace: "shop", Pod: "web-0", Container: "app"}) {
+			t.Fatalf("series without the pod's identity: %+v", s)
+		}
+		n += s.Count
+	}
+	if n != 2 {
+		t.Fatalf("counted %d exits of the pod's container, want 2", n)
 	}
 }

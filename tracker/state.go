@@ -43,8 +43,9 @@ type stateFile struct {
 
 // savedSet is one (name, image) set of exit counters.
 type savedSet struct {
-	Name     string         `json:"name"`
-	Image    string         `json:"image"`
+	Name  string `json:"name"`
+	Image string `json:"image"`
+	Kube
 	Counters []savedCounter `json:"counters"`
 }
 
@@ -110,7 +111,7 @@ func (t *Tracker) snapshot() stateFile {
 	state := stateFile{Version: stateVersion, Saved: t.now(), Cursor: cursor, Entries: entries, Host: saveCounters(t.exits.host)}
 	for k, set := range t.exits.byName {
 		if counters := saveCounters(set.counts); len(counters) > 0 {
-			state.Exits = append(state.Exits, savedSet{Name: k.name, Image: k.image, Counters: counters})
+			state.Exits = append(state.Exits, savedSet{Name: k.name, Image: k.image, Kube: set.kube, Counters: counters})
 		}
 	}
 	return state
@@ -221,7 +222,7 @@ func (t *Tracker) LoadState(path string) error {
 		t.exits.host[c.ExitKey] = c.N
 	}
 	for _, set := range s.Exits {
-		t.exits.hold(set.Name, set.Image)
+		t.exits.hold(set.Name, set.Image, set.Kube)
 		// Its retention starts again: whether its container still exists
 		// is known only at the first reconcile, after the first scrapes.
 		series := t.exits.byName[nameKey{set.Name, set.Image}]

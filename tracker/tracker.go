@@ -101,6 +101,7 @@ type container struct {
 // pendingExit is an exit waiting out the settle delay.
 type pendingExit struct {
 	exit    attribution.Exit
+	kube    Kube
 	probed  []attribution.Evidence
 	decided bool
 }
@@ -168,7 +169,7 @@ func (t *Tracker) Upsert(m Meta) {
 		t.exits.release(old.Name, t.now())
 	}
 	c.Meta = m
-	t.exits.hold(m.Name, m.Image)
+	t.exits.hold(m.Name, m.Image, kubeOf(m))
 }
 
 // Seen records that an event stamped at was handled: the next
@@ -347,7 +348,7 @@ func (t *Tracker) count(id string, end ending) *pendingExit {
 	c := t.record(id)
 	exit := attribution.Exit{ContainerID: id, Name: c.Name, Image: c.Image, ExitCode: end.exitCode,
 		Time: end.at, OOMKilled: end.oomKilled, Pid: end.run.Pid, Inferred: end.inferred}
-	t.exits.hold(exit.Name, exit.Image)
+	t.exits.hold(exit.Name, exit.Image, kubeOf(c.Meta))
 	now := t.now()
 	// Host conditions are sampled now; that says something about the death
 	// only when it is recent and its time is known.
@@ -357,7 +358,7 @@ func (t *Tracker) count(id string, end ending) *pendingExit {
 			probed = append(probed, probe(exit.Time)...)
 		}
 	}
-	p := &pendingExit{exit: exit, probed: probed}
+	p := &pendingExit{exit: exit, probed: probed, kube: kubeOf(c.Meta)}
 	t.pending[end.run] = p
 	t.wg.Add(1)
 	return p
@@ -405,7 +406,7 @@ func (t *Tracker) decide(r *run, p *pendingExit) {
 	if t.pending[r] == p {
 		delete(t.pending, r)
 	}
-	t.exits.count(exit.Name, exit.Image, ExitKey{ExitCode: exit.ExitCode, Signal: v.Signal, Cause: v.Cause})
+	t.exits.count(exit.Name, exit.Image, p.kube, ExitKey{ExitCode: exit.ExitCode, Signal: v.Signal, Cause: v.Cause})
 	if c, ok := t.containers[exit.ContainerID]; ok && (c.lastExit == nil || !exit.Time.Before(c.lastExit.Time)) {
 		c.lastExit, c.lastCause = &exit, v.Cause
 	}
