@@ -386,3 +386,15 @@ func (l *ledger) expire(before time.Time) {
 		}
 	}
 }
+
+// startOf is when id's latest run started, as far as the ledger knows.
+func (l *ledger) startOf(id string) time.Time {
+	e, ok := l.entries[id]
+	if !ok || e.Latest == nil {
+		return time.Time{}
+	}
+	if r := e.Latest; !r.StartEvent.IsZero() {
+		return r.StartEvent
+	}
+	return e.Latest.StartedAt
+}

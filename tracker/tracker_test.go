@@ -137,3 +137,23 @@ func TestLateReconciledExitIsNotJudgedByDiskNow(t *testing.T) {
 		t.Fatalf("disk pressure sampled an hour after the death decided it: %+v", v)
 	}
 }
+
+func TestKubeContainerFindsThePodsRunningContainer(t *testing.T) {
+	tr, _ := newTestTracker()
+	old, cur := id, "f"+id[1:]
+	for i, cid := range []string{old, cur} {
+		tr.Upsert(Meta{ID: cid, Name: "shop/web-0/app", PodUID: "u1", Container: "app"})
+		tr.Started(cid, t0.Add(time.Duration(i)*time.Minute))
+	}
+	tr.Died(old, t0.Add(30*time.Second), 137)
+	if got, ok := tr.KubeContainer("u1", "app"); !ok || got != cur {
+		t.Fatalf("KubeContainer = %q %v, want the running %q", got, ok, cur)
+	}
+	tr.Died(cur, t0.Add(2*time.Minute), 137)
+	if got, ok := tr.KubeContainer("u1", "app"); !ok || got != cur {
+		t.Fatalf("after both exited: %q %v, want the latest started %q", got, ok, cur)
+	}
+	if _, ok := tr.KubeContainer("u1", "sidecar"); ok {
+		t.Fatal("found a container the pod does not have")
+	}
+}
