@@ -78,13 +78,14 @@ type slot struct {
 
 // counts reports whether e is about this exit: this container's, or its
 // init's by pid (a kernel OOM victim whose cgroup could not be read in
-// time), or host-wide disk pressure; and inside the window, except the
-// flag, which inspect produces at the exit and which has no time of its
-// own.
+// time), or host-wide disk pressure, or, for a Kubernetes container, the
+// Kubernetes API unavailable; and inside the window, except the flag,
+// which inspect produces at the exit and which has no time of its own.
 func counts(e *Evidence, exit *Exit, from, to time.Time) bool {
 	switch {
 	case e.Container == "":
-		if e.Kind != KindDiskPressure && (e.Pid == 0 || e.Pid != exit.Pid) {
+		hostWide := e.Kind == KindDiskPressure || e.Kind == KindKubeAPIUnavailable && exit.Kubernetes
+		if !hostWide && (e.Pid == 0 || e.Pid != exit.Pid) {
 			return false
 		}
 	case e.Container != exit.ContainerID:

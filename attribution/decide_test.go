@@ -79,6 +79,16 @@ func tracedTo(at time.Duration, sender string, pid int) Evidence {
 	return e
 }
 
+// kube is the kubelet's kill of the container, from the Kubernetes API.
+func kube(at time.Duration, kind Kind) Evidence {
+	return Evidence{Container: cid, Time: t0.Add(at), Source: "kubernetes", Kind: kind}
+}
+
+// apiDown is the Kubernetes API unavailable at the death: host-wide.
+func apiDown() Evidence {
+	return Evidence{Time: t0, Source: "kubernetes", Kind: KindKubeAPIUnavailable}
+}
+
 // byPid drops the container of e: evidence joined to the exit by pid only.
 func byPid(e Evidence) Evidence { e.Container = ""; return e }
 
@@ -95,6 +105,7 @@ func TestDecide(t *testing.T) {
 		code      int
 		pid       int // the init's pid; 0 unknown
 		oomKilled bool
+		kube      bool // a Kubernetes container
 		ev        []Evidence
 		cause     Cause
 		strength  Strength
@@ -445,6 +456,129 @@ func TestDecide(t *testing.T) {
 			ev:    []Evidence{dockerOOM(-5 * sec), dockerKill(-sec, 15), dockerStop(0)},
 			cause: CauseNone, strength: StrengthStrong, cited: []int{0, 1, 2}, decisive: []int{1, 2}},
 
+		// The kubelet's kills, from the Kubernetes API.
+		{name: "probe kill alone", code: 137, kube: true,
+			ev:    []Evidence{detail(kube(-30*sec, KindKubeProbe), "event Killing: Container app failed liveness probe, will be restarted")},
+			cause: CauseProbe, strength: StrengthStrong, rule: "kube_probe", cited: []int{0}, decisive: []int{0},
+			summary: []string{"Killed by the kubelet for a failed probe (event Killing: Container app failed liveness probe, will be restarted, 30.0s before the exit)",
+				"outlived its grace period after the SIGTERM and got SIGKILL"}},
+		{name: "eviction alone", code: 137, kube: true,
+			ev:    []Evidence{kube(-2*sec, KindKubeEviction)},
+			cause: CauseEviction, strength: StrengthStrong, rule: "kube_eviction", cited: []int{0}, decisive: []int{0},
+			summary: []string{"Killed by the kubelet for the pod's eviction (#0, 2.0s before the exit)"}},
+		{name: "preemption alone", code: 137, kube: true,
+			ev:    []Evidence{kube(-2*sec, KindKubePreemption)},
+			cause: CausePreemption, strength: StrengthStrong, rule: "kube_preemption", cited: []int{0}, decisive: []int{0},
+			summary: []string{"for the pod's preemption"}},
+		{name: "deletion alone", code: 137, kube: true,
+			ev:    []Evidence{kube(-30*sec, KindKubeDeletion)},
+			cause: CauseDeletion, strength: StrengthStrong, rule: "kube_deletion", cited: []int{0}, decisive: []int{0},
+			summary: []string{"for the pod's deletion through the API"}},
+		{name: "the kubelet's kill counts without the Kubernetes flag too", code: 137,
+			ev:    []Evidence{kube(-30*sec, KindKubeProbe)},
+			cause: CauseProbe, strength: StrengthStrong, cited: []int{0}, decisive: []int{0}},
+		{name: "another container's probe kill ignored", code: 137, kube: true,
+			ev:    []Evidence{forOther(kube(-30*sec, KindKubeProbe))},
+			cause: CauseUnknown, strength: StrengthWeak,
+			summary: []string{"no kill by the kubelet in the Kubernetes API (probe, eviction, preemption, deletion)"}},
+		{name: "init OOM-killed > probe kill", code: 137, pid: initPid, kube: true,
+			ev:    []Evidence{kube(-20*sec, KindKubeProbe), kernelVictim(-sec, initPid, "app")},
+			cause: CauseOOM, strength: StrengthDecisive, rule: "oom_init", cited: []int{0, 1}, decisive: []int{1},
+			summary: []string{"a stop or kill was seen too, but the kernel killed the init"}},
+		{name: "oom at the death > deletion", code: 137, kube: true,
+			ev:    []Evidence{kube(-30*sec, KindKubeDeletion), dockerOOM(-100 * ms)},
+			cause: CauseOOM, strength: StrengthStrong, rule: "oom_at_death", cited: []int{0, 1}, decisive: []int{1},
+			summary: []string{"an OOM kill as the init died is the likelier killer"}},
+		{name: "partof > eviction", code: 137, kube: true,
+			ev:    []Evidence{kube(-3*sec, KindKubeEviction), partOf(-2 * sec)},
+			cause: CauseSystemdPartOf, strength: StrengthStrong, cited: []int{0, 1}, decisive: []int{1}},
+		{name: "probe kill > the runtime's SIGKILL traced to the init", code: 137, pid: initPid, kube: true,
+			ev:    []Evidence{kube(-30*sec, KindKubeProbe), tracedTo(-100*ms, "runtime", initPid)},
+			cause: CauseProbe, strength: StrengthStrong, rule: "kube_probe", cited: []int{0, 1}, decisive: []int{0},
+			summary: []string{"the kill seen at the runtime was the kubelet carrying it out"}},
+		{name: "deletion > child OOM", code: 137, pid: initPid, kube: true,
+			ev:    []Evidence{kernelVictim(-40*sec, childPid, "worker"), kube(-30*sec, KindKubeDeletion)},
+			cause: CauseDeletion, strength: StrengthStrong, cited: []int{0, 1}, decisive: []int{1},
+			summary: []string{"a child process (pid 4242, worker) was OOM-killed", "not the cause"}},
+		{name: "probe kill > disk and the CRI's OOMKilled", code: 137, kube: true,
+			ev:    []Evidence{flag(), disk(0), kube(-30*sec, KindKubeProbe)},
+			cause: CauseProbe, strength: StrengthStrong, cited: []int{2, 0, 1}, decisive: []int{2}},
+		{name: "eviction > a deletion nearer the death", code: 137, kube: true,
+			ev:    []Evidence{kube(-3*sec, KindKubeEviction), kube(-2*sec, KindKubeDeletion)},
+			cause: CauseEviction, strength: StrengthStrong, rule: "kube_eviction", cited: []int{0, 1}, decisive: []int{0},
+			summary: []string{"the pod's deletion seen was how it was carried out"}},
+		{name: "preemption > a deletion nearer the death", code: 137, kube: true,
+			ev:    []Evidence{kube(-3*sec, KindKubePreemption), kube(-2*sec, KindKubeDeletion)},
+			cause: CausePreemption, strength: StrengthStrong, rule: "kube_preemption", cited: []int{0, 1}, decisive: []int{0}},
+		{name: "a deletion nearer the death > a probe kill", code: 137, kube: true,
+			ev:    []Evidence{kube(-40*sec, KindKubeProbe), kube(-10*sec, KindKubeDeletion)},
+			cause: CauseDeletion, strength: StrengthStrong, rule: "kube_deletion", cited: []int{0, 1}, decisive: []int{1}},
+		{name: "a probe kill nearer the death > a deletion", code: 137, kube: true,
+			ev:    []Evidence{kube(-40*sec, KindKubeDeletion), kube(-10*sec, KindKubeProbe)},
+			cause: CauseProbe, strength: StrengthStrong, rule: "kube_probe", cited: []int{0, 1}, decisive: []int{1},
+			lacks: []string{"how it was carried out"}},
+		{name: "an eviction nearer the death > a probe kill", code: 137, kube: true,
+			ev:    []Evidence{kube(-40*sec, KindKubeProbe), kube(-2*sec, KindKubeEviction)},
+			cause: CauseEviction, strength: StrengthStrong, cited: []int{0, 1}, decisive: []int{1}},
+		{name: "a probe kill nearer the death > an eviction", code: 137, kube: true,
+			ev:    []Evidence{kube(-40*sec, KindKubeEviction), kube(-2*sec, KindKubeProbe)},
+			cause: CauseProbe, strength: StrengthStrong, cited: []int{0, 1}, decisive: []int{1}},
+		{name: "same second: eviction > probe kill > deletion, whatever the order", code: 137, kube: true,
+			ev:    []Evidence{kube(-2*sec, KindKubeEviction), kube(-2*sec, KindKubeProbe), kube(-2*sec, KindKubeDeletion)},
+			cause: CauseEviction, strength: StrengthStrong, cited: []int{0, 1, 2}, decisive: []int{0}},
+		{name: "same second: probe kill > deletion", code: 137, kube: true,
+			ev:    []Evidence{kube(-2*sec, KindKubeProbe), kube(-2*sec, KindKubeDeletion)},
+			cause: CauseProbe, strength: StrengthStrong, cited: []int{0, 1}, decisive: []int{0}},
+		{name: "probe kill, then exit 2 after its SIGTERM: none", code: 2, kube: true,
+			ev:    []Evidence{detail(kube(-sec, KindKubeProbe), "event Killing: Container app failed liveness probe, will be restarted")},
+			cause: CauseNone, strength: StrengthStrong, rule: "graceful_stop", cited: []int{0}, decisive: []int{0},
+			summary: []string{"Stopped gracefully: the kubelet sent SIGTERM for a failed probe (event Killing", "the init exited with its own code 2"}},
+		{name: "deletion, then exit 143: none", code: 143, kube: true,
+			ev:    []Evidence{kube(-sec, KindKubeDeletion)},
+			cause: CauseNone, strength: StrengthStrong, rule: "graceful_stop", cited: []int{0}, decisive: []int{0},
+			summary: []string{"for the pod's deletion through the API", "the init died of it, code 143 (SIGTERM)"}},
+		{name: "deletion, then exit 1 after a child's OOM kill: none", code: 1, pid: initPid, kube: true,
+			ev:    []Evidence{kernelVictim(-20*sec, childPid, "worker"), kube(-sec, KindKubeDeletion)},
+			cause: CauseNone, strength: StrengthStrong, rule: "graceful_stop", cited: []int{0, 1}, decisive: []int{1}},
+		{name: "eviction, then exit 0: none", code: 0, kube: true,
+			ev:    []Evidence{kube(-sec, KindKubeEviction)},
+			cause: CauseNone, strength: StrengthStrong, rule: "exit_zero", cited: []int{0}},
+		{name: "code unknown, deletion: deletion", code: ExitCodeUnknown, kube: true,
+			ev:    []Evidence{kube(-sec, KindKubeDeletion)},
+			cause: CauseDeletion, strength: StrengthStrong, cited: []int{0}, decisive: []int{0},
+			summary: []string{"Exit code unknown"}, lacks: []string{"SIGKILL"}},
+
+		// The Kubernetes API unavailable at a Kubernetes container's death.
+		{name: "API unavailable, nothing else: unknown, and what could not be known", code: 137, kube: true,
+			ev:    []Evidence{detail(apiDown(), "403 Forbidden")},
+			cause: CauseUnknown, strength: StrengthWeak, cited: []int{0},
+			summary: []string{"SIGKILL with no evidence of who sent it", "the Kubernetes API was unavailable (kubernetes: 403 Forbidden), so whether the kubelet killed the container (a failed liveness or startup probe, a deletion past its grace period, an eviction, a preemption) cannot be known"},
+			lacks:   []string{"no kill by the kubelet in the Kubernetes API"}},
+		{name: "API unavailable, the runtime's kill traced: manual, and what could not be known", code: 137, pid: initPid, kube: true,
+			ev:    []Evidence{tracedTo(-100*ms, "runtime", initPid), apiDown()},
+			cause: CauseManual, strength: StrengthDecisive, cited: []int{0, 1}, decisive: []int{0},
+			summary: []string{"Killed manually", "the Kubernetes API was unavailable"}},
+		{name: "API unavailable, the CRI's OOMKilled: weak oom, and what could not be known", code: 137, kube: true,
+			ev:    []Evidence{flag(), apiDown()},
+			cause: CauseOOM, strength: StrengthWeak, rule: "oomkilled_flag", cited: []int{0, 1}, decisive: []int{0},
+			summary: []string{"the container runtime's sticky OOMKilled reason", "the Kubernetes API was unavailable"}},
+		{name: "API unavailable, the init OOM-killed: nothing the API could change", code: 137, pid: initPid, kube: true,
+			ev:    []Evidence{kernelVictim(-sec, initPid, "app"), apiDown()},
+			cause: CauseOOM, strength: StrengthDecisive, cited: []int{0, 1}, decisive: []int{0},
+			lacks: []string{"API"}},
+		{name: "API unavailable then back with the probe kill: probe", code: 137, kube: true,
+			ev:    []Evidence{kube(-30*sec, KindKubeProbe), apiDown()},
+			cause: CauseProbe, strength: StrengthStrong, cited: []int{0, 1}, decisive: []int{0},
+			lacks: []string{"API was unavailable"}},
+		{name: "API unavailable ignored for a container not Kubernetes'", code: 137,
+			ev:    []Evidence{apiDown()},
+			cause: CauseUnknown, strength: StrengthWeak,
+			lacks: []string{"Kubernetes"}},
+		{name: "API unavailable, exit 1: none, nothing to say", code: 1, kube: true,
+			ev:    []Evidence{apiDown()},
+			cause: CauseNone, strength: StrengthStrong, cited: []int{0},
+			lacks: []string{"API"}},
+
 		// Exits whose code is unknown (found by a reconcile).
 		{name: "code unknown, docker kill: manual", code: ExitCodeUnknown,
 			ev:    []Evidence{dockerKill(-sec, 9)},
@@ -466,7 +600,8 @@ func TestDecide(t *testing.T) {
 					ev[i].Detail = fmt.Sprintf("#%d", i)
 				}
 			}
-			exit := Exit{ContainerID: cid, Name: "app", Image: "app:1", ExitCode: tt.code, Time: t0, OOMKilled: tt.oomKilled, Pid: tt.pid}
+			exit := Exit{ContainerID: cid, Name: "app", Image: "app:1", ExitCode: tt.code, Time: t0, OOMKilled: tt.oomKilled, Pid: tt.pid,
+				Kubernetes: tt.kube}
 			v := Decide(exit, ev, win)
 			t.Logf("%s %s (%s): %s", v.Cause, v.Strength, v.Rule, v.Summary)
 
@@ -740,5 +875,41 @@ func BenchmarkDecide(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		Decide(exit, ev, win)
+	}
+}
+
+// The kubelet's kills weigh as strong on their own; the API being
+// unavailable points at nothing.
+func TestDecideKubeCitedStrength(t *testing.T) {
+	ev := []Evidence{kube(-3*sec, KindKubeEviction), kube(-3*sec, KindKubeProbe), kube(-2*sec, KindKubeDeletion),
+		kube(-sec, KindKubePreemption), apiDown()}
+	v := Decide(Exit{ContainerID: cid, ExitCode: 137, Time: t0, Kubernetes: true}, ev, win)
+	if v.Cause != CausePreemption || len(v.Evidence) != len(ev) {
+		t.Fatalf("%s with %d items, want preemption with %d: %s", v.Cause, len(v.Evidence), len(ev), v.Summary)
+	}
+	for _, c := range v.Evidence {
+		want := StrengthStrong
+		if c.Kind == KindKubeAPIUnavailable {
+			want = ""
+		}
+		if c.Strength != want {
+			t.Errorf("%s: strength %q, want %q", c.Kind, c.Strength, want)
+		}
+	}
+}
+
+// Every cause a rule gives is listed, the Kubernetes ones among them.
+func TestCausesListed(t *testing.T) {
+	for _, rules := range [][]rule{killRules, exitRules} {
+		for _, r := range rules {
+			if !slices.Contains(Causes, r.cause) {
+				t.Errorf("rule %s: cause %s not in Causes", r.name, r.cause)
+			}
+		}
+	}
+	for _, c := range KubernetesCauses {
+		if !slices.Contains(Causes, c) {
+			t.Errorf("Kubernetes cause %s not in Causes", c)
+		}
 	}
 }

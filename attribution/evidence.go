@@ -12,9 +12,16 @@ type Cause string
 const (
 	CauseOOM           Cause = "oom"
 	CauseSystemdPartOf Cause = "systemd_partof"
-	CauseManual        Cause = "manual"
-	CauseDisk          Cause = "disk"
-	CauseUnknown       Cause = "unknown"
+	// The kubelet's own kills, read from the Kubernetes API.
+	CauseProbe      Cause = "probe"      // a failed liveness or startup probe
+	CauseEviction   Cause = "eviction"   // the kubelet under node pressure, or the Eviction API
+	CausePreemption Cause = "preemption" // to make room for another pod
+	// CauseDeletion is an API deletion of the pod (a rollout, a scale-down,
+	// kubectl delete) that the container outlived its grace period for.
+	CauseDeletion Cause = "deletion"
+	CauseManual   Cause = "manual"
+	CauseDisk     Cause = "disk"
+	CauseUnknown  Cause = "unknown"
 	// CauseNone is the cause of an exit that was not a SIGKILL and has no
 	// OOM evidence behind it.
 	CauseNone Cause = "none"
@@ -22,7 +29,13 @@ const (
 
 // Causes lists every cause, in precedence order, so that metrics can
 // pre-initialise one series per cause.
-var Causes = []Cause{CauseOOM, CauseSystemdPartOf, CauseManual, CauseDisk, CauseUnknown, CauseNone}
+var Causes = []Cause{CauseOOM, CauseSystemdPartOf, CauseProbe, CauseEviction, CausePreemption, CauseDeletion,
+	CauseManual, CauseDisk, CauseUnknown, CauseNone}
+
+// KubernetesCauses are the causes only a Kubernetes container can get (the
+// kubelet's kills), in precedence order: a kubelet's container's exit
+// series carry them as well as the kill causes of every container.
+var KubernetesCauses = []Cause{CauseProbe, CauseEviction, CausePreemption, CauseDeletion}
 
 // Kind names what a piece of evidence says.
 type Kind string
@@ -54,15 +67,40 @@ const (
 	// KindDiskPressure is a watched filesystem at or above its threshold.
 	// It is host-wide: Container is empty.
 	KindDiskPressure Kind = "disk_pressure"
+
+	// The kubelet's kills of a container, from the Kubernetes API; Detail
+	// names the event or pod condition.
+	//
+	// KindKubeProbe is a Killing event for a failed liveness or startup
+	// probe.
+	KindKubeProbe Kind = "kube_probe_kill"
+	// KindKubeEviction is the pod's eviction: the kubelet's (event
+	// Evicted, DisruptionTarget TerminationByKubelet) or the Eviction
+	// API's (DisruptionTarget EvictionByEvictionAPI).
+	KindKubeEviction Kind = "kube_eviction"
+	// KindKubePreemption is the pod's preemption: the kubelet's (event
+	// Preempting) or the scheduler's (DisruptionTarget PreemptionByScheduler).
+	KindKubePreemption Kind = "kube_preemption"
+	// KindKubeDeletion is the kubelet stopping the container of a pod
+	// deleted through the API (Killing "Stopping container" with a
+	// deletionTimestamp, or DisruptionTarget DeletionByTaintManager).
+	KindKubeDeletion Kind = "kube_deletion"
+	// KindKubeAPIUnavailable says the Kubernetes API could not be read
+	// around the death, so the kubelet's kills above cannot be known. It
+	// is host-wide (Container empty), sampled at the death like disk
+	// pressure, and counts only for a Kubernetes container's exit
+	// (Exit.Kubernetes); it decides nothing, the summary says what could
+	// not be known.
+	KindKubeAPIUnavailable Kind = "kube_api_unavailable"
 )
 
 // Evidence is one observation, from one source, at one time.
 type Evidence struct {
 	// Container is the full 64-hex container id, or "" for host-wide
-	// evidence (disk pressure).
+	// evidence (disk pressure, the Kubernetes API unavailable).
 	Container string    `json:"container,omitempty"`
 	Time      time.Time `json:"time"`
-	Source    string    `json:"source"` // docker, kmsg, cgroupfs, systemd, sigtrace, disk
+	Source    string    `json:"source"` // docker, kmsg, cgroupfs, systemd, sigtrace, disk, kubernetes
 	Kind      Kind      `json:"kind"`
 	// Signal is the signal number for KindDockerKill and KindSignal.
 	Signal int `json:"signal,omitempty"`
@@ -104,7 +142,7 @@ const (
 	StrengthDecisive Strength = "decisive"
 	// StrengthStrong: an event about this container at this death that
 	// names no pid (docker kill/stop/oom events, a systemd stop, a cgroup
-	// oom_kill rise).
+	// oom_kill rise, the kubelet's kill).
 	StrengthStrong Strength = "strong"
 	// StrengthWeak: a coincidence or a sticky flag (disk pressure, Docker's
 	// State.OOMKilled), or no evidence at all.
@@ -132,4 +170,9 @@ type Exit struct {
 	// Inferred marks an exit a reconcile found (a run that ended while
 	// no event could be received), not one seen as a die event.
 	Inferred bool `json:"inferred,omitempty"`
+	// Kubernetes marks a kubelet's container (it has a pod): the kubelet's
+	// kills (probe, eviction, preemption, deletion) are causes of its
+	// death, and a Kubernetes API unavailable at its death is said in the
+	// summary.
+	Kubernetes bool `json:"kubernetes,omitempty"`
 }

@@ -66,11 +66,20 @@ const (
 	roleDisk
 	// roleFlag: Docker's sticky State.OOMKilled.
 	roleFlag
+	// roleKubeProbe, roleKubeEviction, roleKubePreemption and
+	// roleKubeDeletion: the kubelet killed the container, for that reason.
+	roleKubeProbe
+	roleKubeEviction
+	roleKubePreemption
+	roleKubeDeletion
+	// roleKubeAPIDown: the Kubernetes API could not be read around the
+	// death of a Kubernetes container.
+	roleKubeAPIDown
 	nRoles
 )
 
 // roleSet is a set of roles, one bit each.
-type roleSet uint16
+type roleSet uint32
 
 func (s roleSet) has(r role) bool { return s&(1<<r) != 0 }
 
@@ -148,6 +157,16 @@ func roleOf(e *Evidence, exit *Exit) role {
 		return roleDisk
 	case KindOOMKilledFlag:
 		return roleFlag
+	case KindKubeProbe:
+		return roleKubeProbe
+	case KindKubeEviction:
+		return roleKubeEviction
+	case KindKubePreemption:
+		return roleKubePreemption
+	case KindKubeDeletion:
+		return roleKubeDeletion
+	case KindKubeAPIUnavailable:
+		return roleKubeAPIDown
 	}
 	return roleNone
 }
@@ -158,7 +177,8 @@ func roleStrength(r role, f *facts) Strength {
 	switch r {
 	case roleInitOOM, roleTracedInit:
 		return StrengthDecisive
-	case roleChildOOM, roleOOM, rolePartOf, roleKill9, roleStop, roleTracedKill:
+	case roleChildOOM, roleOOM, rolePartOf, roleKill9, roleStop, roleTracedKill,
+		roleKubeProbe, roleKubeEviction, roleKubePreemption, roleKubeDeletion:
 		return StrengthStrong
 	case roleTerm:
 		if f.stopTimeout {
@@ -186,6 +206,12 @@ type facts struct {
 	// stopTimeout: a docker stop's SIGTERM then SIGKILL (the stop event,
 	// or docker kill 15 then docker kill 9).
 	stopTimeout bool
+	// kube is the kubelet's kill that decides among several: the one
+	// nearest before the death, except that an eviction or preemption
+	// outweighs a deletion (evicting and preempting through the API
+	// delete the pod, and its "Stopping container" is how they were
+	// carried out); roleNone when there is none.
+	kube role
 }
 
 func (f facts) has(r role) bool { return f.seen.has(r) }
@@ -194,26 +220,57 @@ func (f facts) has(r role) bool { return f.seen.has(r) }
 // the init (a child's, or one naming no victim).
 func (f facts) anyOOM() bool { return f.has(roleChildOOM) || f.has(roleOOM) }
 
+// kubeKill: the kubelet killed the container, for whatever reason.
+func (f facts) kubeKill() bool {
+	return f.seen&setOf(roleKubeProbe, roleKubeEviction, roleKubePreemption, roleKubeDeletion) != 0
+}
+
 func (f facts) manual() bool {
 	return f.has(roleKill9) || f.has(roleStop) || f.has(roleTracedInit) || f.has(roleTracedKill) || f.stopTimeout
 }
 
+// kubeRank orders the kubelet's kills stamped in the same second: a
+// deletion is the least telling, an eviction or preemption the most.
+func kubeRank(r role) int {
+	switch r {
+	case roleKubeDeletion:
+		return 0
+	case roleKubeProbe:
+		return 1
+	}
+	return 2
+}
+
+// gather reads the facts from cs, which is sorted by time.
 func gather(f *facts, cs []Cited, exit *Exit) {
 	f.code = exit.ExitCode
+	var kubeAt time.Duration
+	disruption := roleNone // the nearest eviction or preemption
 	for i := range cs {
 		c := &cs[i]
 		r := roleOf(&c.Evidence, exit)
 		f.seen |= 1 << r
 		f.last[r] = int32(i)
 		f.count[r]++
-		if c.Offset >= -oomNear {
-			switch r {
-			case roleOOM:
-				f.oomNear = true
-			case roleChildOOM:
-				f.childNear = true
+		switch r {
+		case roleOOM, roleChildOOM:
+			if c.Offset >= -oomNear {
+				f.oomNear = f.oomNear || r == roleOOM
+				f.childNear = f.childNear || r == roleChildOOM
+			}
+		case roleKubeEviction, roleKubePreemption, roleKubeProbe, roleKubeDeletion:
+			// Cited items are sorted by time; the API stamps whole
+			// seconds, so in a tie the more telling kill wins.
+			if f.kube == roleNone || c.Offset > kubeAt || kubeRank(r) >= kubeRank(f.kube) {
+				f.kube, kubeAt = r, c.Offset
+			}
+			if r == roleKubeEviction || r == roleKubePreemption {
+				disruption = r
 			}
 		}
+	}
+	if f.kube == roleKubeDeletion && disruption != roleNone {
+		f.kube = disruption
 	}
 	f.stopTimeout = f.has(roleTerm) && (f.has(roleStop) || f.has(roleKill9))
 }
@@ -232,6 +289,10 @@ type rule struct {
 	rests roleSet
 	// say is the wording of the summary (summary.go).
 	say wording
+	// kubeOutranks marks the rows below the kubelet's kills: for a
+	// Kubernetes container whose API could not be read, the summary says
+	// that one of those may have been the cause.
+	kubeOutranks bool
 }
 
 // killRules decide an exit 137: the init received SIGKILL. An exit whose
@@ -252,27 +313,41 @@ var killRules = []rule{
 		// Wins over the docker stop/kill systemd ran to carry it out.
 		when:  func(f facts) bool { return f.has(rolePartOf) },
 		rests: setOf(rolePartOf), say: sayPartOf},
+	// The kubelet's kills: it carried them out with the runtime's SIGKILL,
+	// which sigtrace may see as a traced kill of the init.
+	{name: "kube_eviction", cause: CauseEviction, strength: StrengthStrong,
+		when:  func(f facts) bool { return f.kube == roleKubeEviction },
+		rests: setOf(roleKubeEviction), say: sayKube},
+	{name: "kube_preemption", cause: CausePreemption, strength: StrengthStrong,
+		when:  func(f facts) bool { return f.kube == roleKubePreemption },
+		rests: setOf(roleKubePreemption), say: sayKube},
+	{name: "kube_probe", cause: CauseProbe, strength: StrengthStrong,
+		when:  func(f facts) bool { return f.kube == roleKubeProbe },
+		rests: setOf(roleKubeProbe), say: sayKube},
+	{name: "kube_deletion", cause: CauseDeletion, strength: StrengthStrong,
+		when:  func(f facts) bool { return f.kube == roleKubeDeletion },
+		rests: setOf(roleKubeDeletion), say: sayKube},
 	{name: "manual_traced", cause: CauseManual, strength: StrengthDecisive,
 		when:  func(f facts) bool { return f.has(roleTracedInit) },
-		rests: setOf(roleTracedInit, roleTracedKill, roleKill9, roleStop, roleTerm), say: sayManual},
+		rests: setOf(roleTracedInit, roleTracedKill, roleKill9, roleStop, roleTerm), say: sayManual, kubeOutranks: true},
 	{name: "manual", cause: CauseManual, strength: StrengthStrong,
 		// docker kill 9, a docker stop that escalated, a traced SIGKILL
 		// whose target pid cannot be compared with the init's.
 		when:  facts.manual,
-		rests: setOf(roleKill9, roleStop, roleTerm, roleTracedKill), say: sayManual},
+		rests: setOf(roleKill9, roleStop, roleTerm, roleTracedKill), say: sayManual, kubeOutranks: true},
 	{name: "oom_container", cause: CauseOOM, strength: StrengthStrong,
 		// A child's OOM kill (a wrapper exiting 137 itself), or one naming
 		// no victim, with no kill of the init.
 		when:  facts.anyOOM,
-		rests: setOf(roleChildOOM, roleOOM), say: sayContainerOOM},
+		rests: setOf(roleChildOOM, roleOOM), say: sayContainerOOM, kubeOutranks: true},
 	{name: "disk", cause: CauseDisk, strength: StrengthWeak,
 		when:  func(f facts) bool { return f.has(roleDisk) && f.code == exitSIGKILL },
-		rests: setOf(roleDisk), say: sayDisk},
+		rests: setOf(roleDisk), say: sayDisk, kubeOutranks: true},
 	{name: "oomkilled_flag", cause: CauseOOM, strength: StrengthWeak,
 		when:  func(f facts) bool { return f.has(roleFlag) },
-		rests: setOf(roleFlag), say: sayFlag},
+		rests: setOf(roleFlag), say: sayFlag, kubeOutranks: true},
 	{name: "unknown", cause: CauseUnknown, strength: StrengthWeak,
-		when: func(facts) bool { return true }, say: sayUnknown},
+		when: func(facts) bool { return true }, say: sayUnknown, kubeOutranks: true},
 }
 
 // exitRules decide every other exit: the init was not SIGKILLed.
@@ -283,11 +358,13 @@ var exitRules = []rule{
 		when:  func(f facts) bool { return f.has(roleInitOOM) },
 		rests: setOf(roleInitOOM), say: sayInitOOM},
 	{name: "graceful_stop", cause: CauseNone, strength: StrengthStrong,
-		// SIGTERM's code, or the app's own code after a docker stop's SIGTERM.
+		// SIGTERM's code, or the app's own code after the SIGTERM of a
+		// docker stop or of the kubelet's kill.
 		when: func(f facts) bool {
-			return f.code == 128+15 || f.has(roleStop) || f.has(roleTerm)
+			return f.code == 128+15 || f.has(roleStop) || f.has(roleTerm) || f.kubeKill()
 		},
-		rests: setOf(roleStop, roleTerm), say: sayGraceful},
+		rests: setOf(roleStop, roleTerm, roleKubeProbe, roleKubeEviction, roleKubePreemption, roleKubeDeletion),
+		say:   sayGraceful},
 	{name: "oom_child", cause: CauseOOM, strength: StrengthStrong,
 		// A non-zero exit shortly after a child's OOM kill.
 		when:  facts.anyOOM,

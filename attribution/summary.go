@@ -29,6 +29,7 @@ const (
 	sayInitOOM wording = iota
 	sayContainerOOM
 	sayPartOf
+	sayKube
 	sayManual
 	sayDisk
 	sayFlag
@@ -52,6 +53,8 @@ func summarize(v *Verdict, r *rule, f *facts) string {
 		s.containerOOM()
 	case sayPartOf:
 		s.partOf()
+	case sayKube:
+		s.kube()
 	case sayManual:
 		s.manual()
 	case sayDisk:
@@ -67,6 +70,7 @@ func summarize(v *Verdict, r *rule, f *facts) string {
 	case sayExitAfterOOM:
 		s.exitAfterOOM()
 	}
+	s.apiDown()
 	return b.String()
 }
 
@@ -305,7 +309,7 @@ func (s *summary) initOOM() {
 		s.offset(sig)
 		s.detail(sig)
 	}
-	if s.f.manual() || s.f.has(rolePartOf) {
+	if s.f.manual() || s.f.has(rolePartOf) || s.f.kubeKill() {
 		s.str("; a stop or kill was seen too, but the kernel killed the init")
 	}
 }
@@ -333,7 +337,7 @@ func (s *summary) containerOOM() {
 			"and the init exited 137 itself (a wrapper passing on its child's death)")
 		return
 	}
-	if s.f.has(rolePartOf) || s.f.manual() {
+	if s.f.has(rolePartOf) || s.f.manual() || s.f.kubeKill() {
 		s.str("; a stop or kill was seen too, but an OOM kill as the init died is the likelier killer")
 	}
 }
@@ -360,6 +364,61 @@ func (s *summary) partOf() {
 		s.str("; the docker stop/kill seen was systemd carrying it out")
 	}
 	s.notCause()
+}
+
+// kubeWhy names why the kubelet killed a container.
+var kubeWhy = [nRoles]string{
+	roleKubeProbe:      "a failed probe",
+	roleKubeEviction:   "the pod's eviction",
+	roleKubePreemption: "the pod's preemption",
+	roleKubeDeletion:   "the pod's deletion through the API",
+}
+
+// kubeKill writes "for <why> (<detail>, <offset>)": the kubelet's kill
+// that decides.
+func (s *summary) kubeKill() {
+	c := s.latest(s.f.kube)
+	s.str("for ")
+	s.str(kubeWhy[s.f.kube])
+	s.str(" (")
+	if c.Detail != "" {
+		s.str(c.Detail)
+	} else {
+		s.str(string(c.Kind))
+	}
+	s.str(", ")
+	s.offset(c)
+	s.str(")")
+}
+
+// kube: the kubelet killed the container; the source's detail names the
+// event or pod condition in the API's words.
+func (s *summary) kube() {
+	s.str("Killed by the kubelet ")
+	s.kubeKill()
+	if s.v.Exit.ExitCode == exitSIGKILL {
+		s.str(": the container outlived its grace period after the SIGTERM and got SIGKILL")
+	}
+	if (s.f.kube == roleKubeEviction || s.f.kube == roleKubePreemption) && s.f.has(roleKubeDeletion) {
+		s.str("; the pod's deletion seen was how it was carried out")
+	}
+	if s.f.manual() {
+		s.str("; the kill seen at the runtime was the kubelet carrying it out")
+	}
+	s.notCause()
+}
+
+// apiDown writes, for a Kubernetes container whose kill the kubelet's
+// kills could have explained, that the API could not say whether it did.
+func (s *summary) apiDown() {
+	c := s.latest(roleKubeAPIDown)
+	if c == nil || !s.r.kubeOutranks {
+		return
+	}
+	s.str("; the Kubernetes API was unavailable")
+	s.detail(c)
+	s.str(", so whether the kubelet killed the container (a failed liveness or startup probe, " +
+		"a deletion past its grace period, an eviction, a preemption) cannot be known")
 }
 
 func (s *summary) manual() {
@@ -422,8 +481,13 @@ func (s *summary) disk() {
 }
 
 func (s *summary) flag() {
-	s.str("Probably OOM-killed: this rests only on Docker's sticky OOMKilled flag, which has no time; " +
-		"no kernel OOM line, docker oom event or oom_kill counter rise was seen in the window")
+	if s.v.Exit.Kubernetes {
+		s.str("Probably OOM-killed: this rests only on the container runtime's sticky OOMKilled reason, which has no time; " +
+			"no kernel OOM line, runtime oom event or oom_kill counter rise was seen in the window")
+	} else {
+		s.str("Probably OOM-killed: this rests only on Docker's sticky OOMKilled flag, which has no time; " +
+			"no kernel OOM line, docker oom event or oom_kill counter rise was seen in the window")
+	}
 	s.alsoKilled()
 }
 
@@ -433,6 +497,9 @@ func (s *summary) unknown() {
 	} else {
 		s.str("SIGKILL with no evidence of who sent it: no OOM kill logged by the kernel, docker or the cgroup, " +
 			"no docker kill/stop, no systemd stop, no traced SIGKILL to the init from a user, docker or systemd, no disk pressure")
+		if s.v.Exit.Kubernetes && !s.f.has(roleKubeAPIDown) {
+			s.str(", no kill by the kubelet in the Kubernetes API (probe, eviction, preemption, deletion)")
+		}
 	}
 	s.alsoKilled()
 	if c := s.latest(roleKernelOther); c != nil {
@@ -471,6 +538,19 @@ func (s *summary) none() {
 
 func (s *summary) graceful() {
 	f := s.f
+	if f.kubeKill() {
+		s.str("Stopped gracefully: the kubelet sent SIGTERM ")
+		s.kubeKill()
+		s.str(" and the init ")
+		if s.v.Exit.ExitCode == 128+15 {
+			s.str("died of it, ")
+		} else {
+			s.str("exited with its own ")
+		}
+		s.code()
+		s.notCause()
+		return
+	}
 	if !f.has(roleStop) && !f.has(roleTerm) {
 		s.str("Exited with ")
 		s.code()
