@@ -7,11 +7,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
 	"unicode"
 
+	"github.com/prometheus/prometheus/promql/parser"
 	"go.yaml.in/yaml/v2"
 )
 
@@ -147,7 +149,7 @@ func TestRuleGuidelines(t *testing.T) {
 			if !templatedRE.MatchString(desc) {
 				t.Errorf("alert %s: description must be templated", name)
 			}
-			if strings.Contains(r.Expr, "container") && (!strings.Contains(desc, "$labels.name") || !strings.Contains(desc, "cause")) {
+			if keepsContainer(r.Expr) && (!strings.Contains(desc, "$labels.name") || !strings.Contains(desc, "cause")) {
 				t.Errorf("alert %s: description must name the container ($labels.name) and the cause", name)
 			}
 			wantURL := RunbookBaseURL + "#" + strings.ToLower(name)
@@ -166,6 +168,48 @@ func TestRuleGuidelines(t *testing.T) {
 	for anchor := range anchors {
 		if alertAnchorRE.MatchString(anchor) && !seen[alertByLower(rf)[anchor]] {
 			t.Errorf("%s: section #%s has no alert", runbookFile, anchor)
+		}
+	}
+}
+
+// keepsContainer tells whether an alert's series name a container: its
+// expression reads a container metric, and no aggregation on the way to
+// its result drops the name label (a per-node alert does).
+func keepsContainer(expr string) bool {
+	if !strings.Contains(expr, "container") {
+		return false
+	}
+	e, err := parser.ParseExpr(expr)
+	for err == nil {
+		switch n := e.(type) {
+		case *parser.BinaryExpr: // a comparison or unless: the left side's labels
+			e = n.LHS
+		case *parser.ParenExpr:
+			e = n.Expr
+		case *parser.AggregateExpr:
+			if n.Without == slices.Contains(n.Grouping, "name") {
+				return false
+			}
+			e = n.Expr
+		default:
+			return true
+		}
+	}
+	return true
+}
+
+func TestKeepsContainer(t *testing.T) {
+	for expr, want := range map[string]bool{
+		`exit137_container_exits_total > 0`:                                           true,
+		`sum without (signal, cause) (exit137_container_exits_total) >= 3`:            true,
+		`sum by (instance, name) (exit137_container_exits_total) >= 3`:                true,
+		`count by (instance) (exit137_container_exits_total) > 0`:                     false,
+		`count without (pod) (count without (name) (exit137_container_exits_total))`:  false,
+		`(exit137_container_oom_kills_total > 0) unless on (name) exit137_build_info`: true,
+		`exit137_disk_usage_ratio >= 0.95`:                                            false,
+	} {
+		if got := keepsContainer(expr); got != want {
+			t.Errorf("keepsContainer(%q) = %v, want %v", expr, got, want)
 		}
 	}
 }
