@@ -12,15 +12,13 @@ import (
 // costs CPU and shows internals.
 var enablePprof = kingpin.Flag("web.enable-pprof", "Serve Go's profiler at /debug/pprof/.").Default("false").Bool()
 
-func init() {
-	handlerHooks = append(handlerHooks, func(mux *http.ServeMux) {
-		if !*enablePprof {
-			return
-		}
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	})
+func addPprof(mux *http.ServeMux) {
+	if !*enablePprof {
+		return
+	}
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 }

@@ -30,19 +30,6 @@ import (
 	"github.com/exit137-exporter/exit137-exporter/tracker"
 )
 
-// sourceStarters start the optional evidence sources, each defined in a
-// file of its own with its own flags; an error is logged and the source
-// stays down, the exporter goes on.
-var sourceStarters []func(ctx context.Context, deps *collector.Deps, logger *slog.Logger) error
-
-// sourcesStopped counts the sources that undo something on the host when
-// they stop (sigtrace removes its trace instance); serve waits for it
-// after the server has shut down.
-var sourcesStopped sync.WaitGroup
-
-// handlerHooks add optional endpoints (each in a file of its own).
-var handlerHooks []func(mux *http.ServeMux)
-
 // defaultGOGC is the GC target unless GOGC is set. The exporter's live
 // heap is small (about 7 MB with 1,000 containers known) next to what
 // Go's default of 100 lets it grow to between collections; at 25 the
@@ -126,11 +113,11 @@ func serve(cfg serveConfig, logger *slog.Logger) error {
 		go deps.Kmsg.Run(ctx)
 	}
 
-	for _, start := range sourceStarters {
-		if err := start(ctx, &deps, logger); err != nil {
-			logger.Error("evidence source not started", "err", err)
-		}
-	}
+	startSystemd(ctx, &deps, logger)
+	// sigtrace removes its trace instance when it stops: serve waits for
+	// it after the server has shut down.
+	var sourcesStopped sync.WaitGroup
+	startSigtrace(ctx, &deps, &sourcesStopped, logger)
 
 	metrics, err := collector.Handler(deps, !*cfg.disableExpMets, *cfg.maxRequests)
 	if err != nil {
@@ -139,9 +126,7 @@ func serve(cfg serveConfig, logger *slog.Logger) error {
 	mux := http.NewServeMux()
 	mux.Handle(*cfg.metricsPath, metrics)
 	mux.Handle("/explain", explainHandler(t))
-	for _, hook := range handlerHooks {
-		hook(mux)
-	}
+	addPprof(mux)
 	if *cfg.metricsPath != "/" {
 		landing, err := web.NewLandingPage(web.LandingConfig{
 			Name:        exporterName,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"path/filepath"
+	"sync"
 
 	"github.com/alecthomas/kingpin/v2"
 
@@ -19,22 +20,21 @@ var (
 			String()
 )
 
-func init() {
-	sourceStarters = append(sourceStarters, func(ctx context.Context, deps *collector.Deps, logger *slog.Logger) error {
-		if !*sigtraceEnable {
-			return nil
-		}
-		tracefs := *tracefsPath
-		if tracefs == "" {
-			tracefs = filepath.Join(*sysfsPath, "kernel", "tracing")
-		}
-		deps.Sigtrace = sigtrace.New(sigtrace.Options{Tracefs: tracefs, Proc: deps.ProcRoot, ContainerByPID: deps.Tracker.ContainerOfInit},
-			deps.Tracker, deps.Sources.Source(sigtrace.SourceName), logger)
-		sourcesStopped.Add(1)
-		go func() {
-			defer sourcesStopped.Done()
-			_ = deps.Sigtrace.Run(ctx) // Run logs why it cannot trace
-		}()
-		return nil
-	})
+// startSigtrace traces who sends every SIGKILL; stopped is done once it
+// has removed its trace instance.
+func startSigtrace(ctx context.Context, deps *collector.Deps, stopped *sync.WaitGroup, logger *slog.Logger) {
+	if !*sigtraceEnable {
+		return
+	}
+	tracefs := *tracefsPath
+	if tracefs == "" {
+		tracefs = filepath.Join(*sysfsPath, "kernel", "tracing")
+	}
+	deps.Sigtrace = sigtrace.New(sigtrace.Options{Tracefs: tracefs, Proc: deps.ProcRoot, ContainerByPID: deps.Tracker.ContainerOfInit},
+		deps.Tracker, deps.Sources.Source(sigtrace.SourceName), logger)
+	stopped.Add(1)
+	go func() {
+		defer stopped.Done()
+		_ = deps.Sigtrace.Run(ctx) // Run logs why it cannot trace
+	}()
 }
