@@ -2,6 +2,7 @@ package dashboards
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/grafana/grafana-foundation-sdk/go/bargauge"
@@ -46,10 +47,22 @@ func (g *gen) host(extra ...string) string {
 	return "{" + strings.Join(append([]string{`job=~"$job"`, `instance=~"$instance"`}, extra...), ", ") + "}"
 }
 
+// kubeMatchers select the chosen Kubernetes namespaces, pods and
+// containers; their "All" (.*) also matches the empty labels of Docker's
+// and Podman's containers.
+var kubeMatchers = []string{`namespace=~"$namespace"`, `pod=~"$pod"`, `container=~"$container"`}
+
 // ctr selects the series of the chosen containers.
 func (g *gen) ctr(extra ...string) string {
-	return g.host(append([]string{`name=~"$name"`}, extra...)...)
+	return g.host(append(append(slices.Clone(kubeMatchers), `name=~"$name"`), extra...)...)
 }
+
+// kubeCauses are the causes only the Kubernetes API tells.
+const kubeCauses = "probe|eviction|preemption|deletion"
+
+// causes lists the verdicts for the panels' descriptions.
+const causes = "oom, systemd_partof, manual, disk or unknown for a SIGKILL, and on Kubernetes probe (a liveness or startup probe kill), " +
+	"eviction, preemption or deletion (past the grace period); none for other exits"
 
 // ri is the range of rate() and increase().
 func (g *gen) ri() string { return "[" + g.cfg.RateInterval + "]" }
@@ -70,19 +83,36 @@ func (g *gen) dashboard(title, uid, description string) *dashboard.DashboardBuil
 			Type("prometheus")).
 		WithVariable(g.queryVar("job", "Job",
 			fmt.Sprintf("label_values(exit137_build_info{%s}, job)", g.cfg.JobSelector),
-			"Scrape jobs of exit137-exporter. All means every job the dashboard is configured for.", false)).
+			"Scrape jobs of exit137-exporter. All means every job the dashboard is configured for.", "")).
 		WithVariable(g.queryVar("instance", "Instance",
 			`label_values(exit137_build_info{job=~"$job"}, instance)`,
-			"Hosts (exporter targets).", true)).
+			"Hosts (exporter targets).", allValues)).
+		WithVariable(g.queryVar("namespace", "Namespace",
+			`label_values(exit137_container_info{job=~"$job", instance=~"$instance"}, namespace)`,
+			"Kubernetes namespaces. All includes the containers that are not Kubernetes'.", allOrNone)).
+		WithVariable(g.queryVar("pod", "Pod",
+			`label_values(exit137_container_info{job=~"$job", instance=~"$instance", namespace=~"$namespace"}, pod)`,
+			"Kubernetes pods of the selected namespaces.", allOrNone)).
+		WithVariable(g.queryVar("container", "Pod container",
+			`label_values(exit137_container_info{job=~"$job", instance=~"$instance", namespace=~"$namespace", pod=~"$pod"}, container)`,
+			"Container names within the selected Kubernetes pods.", allOrNone)).
 		WithVariable(g.queryVar("name", "Container",
-			`label_values(exit137_container_info{job=~"$job", instance=~"$instance"}, name)`,
-			"Container names seen in the selected time range, removed containers included.", true))
+			`label_values(exit137_container_info{job=~"$job", instance=~"$instance", namespace=~"$namespace", pod=~"$pod", container=~"$container"}, name)`,
+			"Container names seen in the selected time range, removed containers included; "+
+				"a Kubernetes container's is namespace/pod/container.", allValues))
 }
 
-// queryVar is a multi-value variable with "All". allValue ".+" lets "All"
-// match every value without listing them; the job variable has none, so
-// its "All" stays within cfg.JobSelector.
-func (g *gen) queryVar(name, label, query, description string, allRegex bool) *dashboard.QueryVariableBuilder {
+// The "All" values of the variables: every value without listing them,
+// and for the Kubernetes labels the empty one too. The job variable has
+// none, so its "All" stays within cfg.JobSelector.
+const (
+	allValues = ".+"
+	allOrNone = ".*"
+)
+
+// queryVar is a multi-value variable with "All", whose regex is allValue
+// unless that is empty.
+func (g *gen) queryVar(name, label, query, description, allValue string) *dashboard.QueryVariableBuilder {
 	v := dashboard.NewQueryVariableBuilder(name).
 		Label(label).
 		Description(description).
@@ -97,8 +127,8 @@ func (g *gen) queryVar(name, label, query, description string, allRegex bool) *d
 			Text:  dashboard.StringOrArrayOfString{ArrayOfString: []string{"All"}},
 			Value: dashboard.StringOrArrayOfString{ArrayOfString: []string{"$__all"}},
 		})
-	if allRegex {
-		v = v.AllValue(".+")
+	if allValue != "" {
+		v = v.AllValue(allValue)
 	}
 	return v
 }
@@ -322,10 +352,11 @@ func (g *gen) labelTable(title, description, unit string, w, h uint32, rename ma
 }
 
 // recentExits is a table of the selected containers' exits in the last
-// 10 minutes, counted by the recording rule the alerts use.
-func (g *gen) recentExits(title, description string, w uint32) *table.PanelBuilder {
+// 10 minutes, counted by the recording rule the alerts use; extra narrows
+// them (to some causes).
+func (g *gen) recentExits(title, description string, w uint32, extra ...string) *table.PanelBuilder {
 	return g.labelTable(title, description, units.Short, w, 7, map[string]string{"Value": "exits"}).
-		WithTarget(instant("A", exitsLast10m+g.ctr()+" > 0", "").Format(prometheus.PromQueryFormatTable))
+		WithTarget(instant("A", exitsLast10m+g.ctr(extra...)+" > 0", "").Format(prometheus.PromQueryFormatTable))
 }
 
 // limitStyle draws the series of query refID as a dashed red line.

@@ -56,7 +56,7 @@ func Container(cfg Config) (dashboard.Dashboard, error) {
 	// Exits and verdicts.
 	b = b.WithRow(g.row("Exits and verdicts")).
 		WithPanel(g.stat("Last kill cause",
-			"The exporter's verdict on the container's last SIGKILL: oom, systemd_partof, manual, disk or unknown. "+
+			"The exporter's verdict on the container's last SIGKILL: "+causes+". "+
 				"Run `exit137-exporter explain NAME` or open /explain for the evidence behind it.",
 			unitNone, 8, 5).
 			TextMode(common.BigValueTextModeName).
@@ -70,7 +70,7 @@ func Container(cfg Config) (dashboard.Dashboard, error) {
 			units.DatetimeISO, 8, 5).
 			WithTarget(instant("A", "exit137_container_last_exit_timestamp_seconds"+ctr+" * 1000", "{{name}}"))).
 		WithPanel(g.events("Exits by cause",
-			"Exits per interval by the exporter's verdict (oom, systemd_partof, manual, disk, unknown for SIGKILL; none otherwise).",
+			"Exits per interval by the exporter's verdict: "+causes+".",
 			12, 8).
 			WithTarget(q("A", g.sumBy("name, cause", "increase", "exit137_container_exits_total"+ctr), "{{name}} {{cause}}"))).
 		WithPanel(g.events("Exits by exit code",
@@ -82,7 +82,8 @@ func Container(cfg Config) (dashboard.Dashboard, error) {
 				"(the recording rule the alerts use).",
 			12)).
 		WithPanel(g.labelTable("Container",
-			"Identity of the selected containers: id, image, Compose project and service, and the systemd unit that runs it, if any.",
+			"Identity of the selected containers: id, image, Kubernetes namespace, pod and container, Compose project and service, "+
+				"and the systemd unit that runs it, if any.",
 			unitNone, 12, 7, map[string]string{"Value": "info"}).
 			WithTarget(instant("A", "exit137_container_info"+ctr, "").Format(prometheus.PromQueryFormatTable)))
 

@@ -195,7 +195,11 @@ func lintDashboard(d map[string]any, otherUID string) []string {
 	if datasources != 1 {
 		bad("want exactly one datasource variable, got %d", datasources)
 	}
-	for _, name := range []string{"job", "instance", "name"} {
+	// The Kubernetes labels are empty on other containers: their "All"
+	// must match the empty value too.
+	for name, allValue := range map[string]string{
+		"job": "", "instance": ".+", "name": ".+", "namespace": ".*", "pod": ".*", "container": ".*",
+	} {
 		v, ok := vars[name]
 		if !ok {
 			bad("no variable %s", name)
@@ -204,8 +208,8 @@ func lintDashboard(d map[string]any, otherUID string) []string {
 		if v["type"] != "query" || v["multi"] != true || v["includeAll"] != true {
 			bad("variable %s: want a multi-value query variable with All", name)
 		}
-		if name != "job" && v["allValue"] != ".+" {
-			bad("variable %s: allValue must be .+", name)
+		if got, _ := v["allValue"].(string); got != allValue {
+			bad("variable %s: allValue %q, want %q", name, got, allValue)
 		}
 	}
 

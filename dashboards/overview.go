@@ -63,8 +63,7 @@ func Overview(cfg Config) (dashboard.Dashboard, error) {
 	// Exits.
 	b = b.WithRow(g.row("Exits")).
 		WithPanel(g.events("Exits by cause",
-			"Container exits per interval by the exporter's verdict: oom, systemd_partof, manual, disk, unknown for SIGKILL; "+
-				"none for other exits. A container's first exit shows once its series existed before it "+
+			"Container exits per interval by the exporter's verdict: "+causes+". A container's first exit shows once its series existed before it "+
 				"(the exporter pre-initialises the exit-137 series of every container it has seen).",
 			12, 8).
 			WithTarget(q("A", g.sumBy("cause", "increase", "exit137_container_exits_total"+ctr), "{{cause}}"))).
@@ -89,6 +88,30 @@ func Overview(cfg Config) (dashboard.Dashboard, error) {
 			12, 8).
 			WithTarget(q("A", g.sumBy("unit, partof", "increase", "exit137_systemd_partof_stops_total"+host), "{{unit}} ← {{partof}}")))
 
+	// Kubernetes: the kills only the API tells.
+	b = b.WithRow(g.row("Kubernetes: probe kills and evictions")).
+		WithPanel(g.events("Probe kills",
+			"Containers the kubelet killed per interval because their liveness or startup probe failed (cause probe). "+
+				"A container that comes back interval after interval is in a probe-kill loop (alert Exit137ContainerProbeKillLoop). "+
+				"Click a bar for the per-container view.",
+			12, 8).
+			DataLinks(g.seriesLink()).
+			WithTarget(q("A", g.sumBy("job, instance, name", "increase", "exit137_container_exits_total"+g.ctr(`cause="probe"`)), "{{name}}"))).
+		WithPanel(g.events("Evicted pods by node",
+			"Pods whose containers the kubelet killed per interval to evict them under node pressure (cause eviction), per exporter, "+
+				"that is per node (alert Exit137NodeEvictingPods). Containers that stopped on the SIGTERM are graceful stops, not counted.",
+			12, 8).
+			WithTarget(q("A",
+				"count by (job, instance) (count by (job, instance, namespace, pod) ("+
+					"increase(exit137_container_exits_total"+g.ctr(`cause="eviction"`)+g.ri()+") > 0))",
+				"{{instance}}"))).
+		WithPanel(g.recentExits("Kubernetes kills in the last 10 minutes",
+			"Every kill of the last 10 minutes that the Kubernetes API explains (probe, eviction, preemption, deletion), counted exactly. "+
+				"Click a row for the per-container view; `kubectl -n exit137 exec` the node's exporter pod with "+
+				"`/exit137-exporter explain NAMESPACE/POD/CONTAINER` for the evidence.",
+			24, `cause=~"`+kubeCauses+`"`).
+			DataLinks(g.rowLink()))
+
 	// Disk.
 	b = b.WithRow(g.row("Disk pressure")).
 		WithPanel(g.ratio("Filesystem space used",
@@ -104,7 +127,7 @@ func Overview(cfg Config) (dashboard.Dashboard, error) {
 	// Exporter health.
 	b = b.WithRow(g.row("Exporter health")).
 		WithPanel(g.stat("Evidence sources",
-			"Whether each evidence source (docker, cgroupfs, kmsg, disk, systemd, sigtrace) is delivering. "+
+			"Whether each evidence source (docker or containerd, cgroupfs, kmsg, disk, systemd, sigtrace, kubernetes) is delivering. "+
 				"A source that is down makes kills that need its evidence fall back to a weaker cause.",
 			unitNone, 8, 6).
 			ColorMode(common.BigValueColorModeBackground).
