@@ -80,8 +80,28 @@ state = "DIR/state"
 
 // StartContainerd checks that containerd can run here (root, Debian's
 // containerd, ctr, runc and the runc shim) and starts a second
-// containerd; it stops when the test ends, pass or fail.
+// containerd in a directory of its own; it stops when the test ends,
+// pass or fail.
 func StartContainerd(t testing.TB) *Containerd {
+	t.Helper()
+	// A short path: a unix socket's path holds 107 bytes.
+	dir, err := os.MkdirTemp("", "e137-ctrd-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c *Containerd
+	t.Cleanup(func() {
+		if c != nil {
+			c.Stop(t)
+		}
+		removeDir(t, dir)
+	})
+	c = startContainerd(t, dir)
+	return c
+}
+
+// startContainerd starts containerd in dir; stopping it is the caller's.
+func startContainerd(t testing.TB, dir string) *Containerd {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		Need(t, "containerd tests run as root")
@@ -91,18 +111,12 @@ func StartContainerd(t testing.TB) *Containerd {
 			Need(t, "%s is not installed (Debian's containerd, which docker.io brings): %v", bin, err)
 		}
 	}
-	// A short path: a unix socket's path holds 107 bytes.
-	dir, err := os.MkdirTemp("", "e137-ctrd-")
-	if err != nil {
-		t.Fatal(err)
-	}
 	c := &Containerd{
 		Dir:      dir,
 		Address:  filepath.Join(dir, "containerd.sock"),
 		runcRoot: filepath.Join(dir, "runc"),
 		imported: map[string]bool{},
 	}
-	t.Cleanup(func() { c.Stop(t) })
 	for _, sub := range []string{"cni/bin", "cni/net.d", "logs"} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
 			t.Fatal(err)
@@ -123,16 +137,35 @@ func StartContainerd(t testing.TB) *Containerd {
 			}
 		}
 		if c.proc.exited() || time.Now().After(deadline) {
-			t.Fatalf("containerd did not answer on %s within 30s:\n%s", c.Address, tailFile(filepath.Join(dir, "containerd.log"), 40))
+			msg := tailFile(filepath.Join(dir, "containerd.log"), 40)
+			c.Stop(t)
+			t.Fatalf("containerd did not answer on %s within 30s:\n%s", c.Address, msg)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// hostNetworkCNI is a network configuration whose plugin is never run:
+// the CRI reports its network ready once a configuration loads, and
+// calls the plugin only for pods off the host network, which the rig
+// does not run. With it the node is Ready, as on a real cluster, so the
+// scheduler and the node lifecycle controller treat it as one.
+const hostNetworkCNI = `{"cniVersion": "0.4.0", "name": "exit137-host-network-only", "plugins": [{"type": "exit137-no-such-plugin"}]}
+`
+
+// acceptHostNetworkPods writes hostNetworkCNI into the CNI directory.
+func (c *Containerd) acceptHostNetworkPods(t testing.TB) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(c.Dir, "cni", "net.d", "10-host-network-only.conflist"), []byte(hostNetworkCNI), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 
 // TryCtr runs ctr against this containerd in a namespace ("" for ctr's
 // default) and returns its output.
 func (c *Containerd) TryCtr(namespace string, args ...string) (string, error) {
-	all := []string{"-a", c.Address}
+	// A containerd that is gone fails at once, not after ctr's 10s.
+	all := []string{"-a", c.Address, "--connect-timeout", "2s"}
 	if namespace != "" {
 		all = append(all, "-n", namespace)
 	}
@@ -209,8 +242,18 @@ func (c *Containerd) Run(t testing.TB, namespace, id string, ctrArgs []string, h
 	args = append(args, ctrArgs...)
 	args = append(args, ref, id, "/helper")
 	args = append(args, helperArgs...)
-	t.Cleanup(func() { c.removeContainer(namespace, id) })
+	t.Cleanup(func() {
+		if !c.isStopped() { // Stop removed every container
+			c.removeContainer(namespace, id)
+		}
+	})
 	c.Ctr(t, namespace, args...)
+}
+
+func (c *Containerd) isStopped() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stopped
 }
 
 // TaskPID is the host pid of a task's init.
