@@ -1,0 +1,181 @@
+package containerd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	containersapi "github.com/containerd/containerd/api/services/containers/v1"
+	tasksapi "github.com/containerd/containerd/api/services/tasks/v1"
+	"github.com/containerd/containerd/api/types/task"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/exit137-exporter/exit137-exporter/attribution"
+	"github.com/exit137-exporter/exit137-exporter/tracker"
+)
+
+// reconcile brings the tracker in line with containerd's lists in every
+// followed namespace: metadata for each workload container, and its run's
+// state, from which the ledger infers the exits no event told (and ignores
+// what it already counted).
+func (s *Source) reconcile(ctx context.Context) error {
+	present := map[string]bool{}
+	for _, ns := range s.opts.Namespaces {
+		if err := s.reconcileNamespace(namespaced(ctx, ns), present); err != nil {
+			return fmt.Errorf("namespace %s: %w", ns, err)
+		}
+	}
+	for id := range s.known {
+		if !present[id] && !s.known[id].sandbox {
+			delete(s.known, id)
+			delete(s.runs, id)
+		}
+	}
+	s.tracker.Vanished(present)
+	return nil
+}
+
+func (s *Source) reconcileNamespace(ctx context.Context, present map[string]bool) error {
+	listed := time.Now()
+	containers, err := s.listContainers(ctx)
+	if err != nil {
+		return fmt.Errorf("list containers: %w", err)
+	}
+	resp, err := s.tasks.List(ctx, &tasksapi.ListTasksRequest{})
+	if err != nil {
+		return fmt.Errorf("list tasks: %w", err)
+	}
+	tasks := make(map[string]*task.Process, len(resp.GetTasks()))
+	for _, p := range resp.GetTasks() {
+		tasks[p.GetID()] = p
+	}
+	for _, c := range containers {
+		info := s.record(c)
+		if info.sandbox {
+			continue
+		}
+		id := c.GetID()
+		present[id] = true
+		st, ok := s.runState(ctx, id, info, tasks[id], listed)
+		if !ok {
+			continue
+		}
+		s.tracker.Observe(id, st)
+		if st.Running {
+			s.observeOOMKills(id, st.Pid, listed)
+		}
+	}
+	return nil
+}
+
+// listContainers streams the list: a node's container specs together can
+// outgrow a single message.
+func (s *Source) listContainers(ctx context.Context) ([]*containersapi.Container, error) {
+	stream, err := s.containers.ListStream(ctx, &containersapi.ListContainersRequest{})
+	if err != nil {
+		return nil, err
+	}
+	var list []*containersapi.Container
+	for {
+		m, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return list, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		list = append(list, m.GetContainer())
+	}
+}
+
+// record keeps what the source needs of a container's record, and tells
+// the tracker about a workload container.
+func (s *Source) record(c *containersapi.Container) containerInfo {
+	labels := c.GetLabels()
+	info := containerInfo{sandbox: isSandbox(labels), cri: isCRIContainer(labels), created: c.GetCreatedAt().AsTime()}
+	s.known[c.GetID()] = info
+	if !info.sandbox {
+		s.tracker.Upsert(metaOf(c.GetID(), c.GetImage(), labels))
+	}
+	return info
+}
+
+// lookup returns what the source knows of a container an event names,
+// asking containerd when it is new. A container already gone is taken for
+// a workload named by its id: its death is not to be lost. ok is false for
+// an event that is no container's.
+func (s *Source) lookup(ctx context.Context, ns, id, image string) (containerInfo, bool) {
+	if id == "" {
+		return containerInfo{}, false
+	}
+	if info, ok := s.known[id]; ok {
+		return info, true
+	}
+	resp, err := s.containers.Get(namespaced(ctx, ns), &containersapi.GetContainerRequest{ID: id})
+	if err == nil {
+		return s.record(resp.GetContainer()), true
+	}
+	if status.Code(err) == codes.NotFound {
+		s.known[id] = containerInfo{}
+	} else {
+		s.health.Error(s.logger, "containerd container "+id+" not read", err)
+	}
+	s.tracker.Upsert(tracker.Meta{ID: id, Name: id, Image: image})
+	return containerInfo{}, true
+}
+
+// runState is a reconcile's account of a container's latest run: from its
+// task; from the CRI's status when the CRI plugin deleted the task after
+// the exit; or, with neither, a run the source saw start that ended unseen.
+// ok is false when there is no run to tell (created, never started).
+func (s *Source) runState(ctx context.Context, id string, info containerInfo, p *task.Process, listed time.Time) (tracker.RunState, bool) {
+	if p != nil {
+		return taskRunState(p, s.runs.startOf(id, int(p.GetPid()), info.created))
+	}
+	if info.cri {
+		if st, ok := s.criStatus(ctx, id); ok {
+			return criRunState(st, s.runs.startOf(id, 0, info.created))
+		}
+	}
+	if !s.runs.open(id) {
+		return tracker.RunState{}, false
+	}
+	return tracker.RunState{StartedAt: s.runs.startOf(id, 0, info.created), FinishedAt: listed,
+		ExitCode: attribution.ExitCodeUnknown}, true
+}
+
+// taskRunState reads a task; start is the time its run is known by.
+func taskRunState(p *task.Process, start time.Time) (tracker.RunState, bool) {
+	switch p.GetStatus() {
+	case task.Status_RUNNING, task.Status_PAUSED, task.Status_PAUSING:
+		return tracker.RunState{Running: true, StartedAt: start, Pid: int(p.GetPid())}, true
+	case task.Status_STOPPED:
+		return tracker.RunState{StartedAt: start, FinishedAt: p.GetExitedAt().AsTime(),
+			ExitCode: int(p.GetExitStatus()), Pid: int(p.GetPid())}, true
+	}
+	return tracker.RunState{}, false // created, not started
+}
+
+// criStatus asks the CRI RuntimeService for a container's status.
+func (s *Source) criStatus(ctx context.Context, id string) (*cri.ContainerStatus, bool) {
+	resp, err := s.cri.ContainerStatus(ctx, &cri.ContainerStatusRequest{ContainerId: id})
+	if err != nil {
+		s.logger.Debug("CRI container status not answered", "evidence_source", s.health.Name(), "id", id, "err", err)
+		return nil, false
+	}
+	return resp.GetStatus(), resp.GetStatus() != nil
+}
+
+// criRunState reads the CRI's status of an exited container; its reason
+// OOMKilled is the CRI plugin's sticky flag, weak as Docker's.
+func criRunState(st *cri.ContainerStatus, start time.Time) (tracker.RunState, bool) {
+	if st.GetState() != cri.ContainerState_CONTAINER_EXITED || st.GetFinishedAt() == 0 {
+		return tracker.RunState{}, false
+	}
+	return tracker.RunState{StartedAt: start, FinishedAt: time.Unix(0, st.GetFinishedAt()),
+		ExitCode: int(st.GetExitCode()), OOMKilled: st.GetReason() == "OOMKilled"}, true
+}

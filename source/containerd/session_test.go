@@ -1,0 +1,230 @@
+package containerd
+
+import (
+	"context"
+	"log/slog"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/exit137-exporter/exit137-exporter/source"
+	"github.com/exit137-exporter/exit137-exporter/tracker"
+)
+
+// harness runs sessions of a Source against the fake by hand, so that a
+// test decides when a connection is cut and when it heals.
+type harness struct {
+	t       *testing.T
+	fake    *fakeContainerd
+	tracker *tracker.Tracker
+	src     *Source
+	done    chan error
+}
+
+func newHarness(t *testing.T) *harness {
+	f, sock := newFakeContainerd(t)
+	tr := tracker.New(tracker.Config{Window: 30 * time.Second, Retention: time.Hour}, slog.New(slog.DiscardHandler))
+	src, err := New(Options{Address: sock}, tr, source.NewRegistry().Source("containerd"), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &harness{t: t, fake: f, tracker: tr, src: src}
+}
+
+// connect starts a session and waits until it follows the stream live.
+func (h *harness) connect() {
+	h.t.Helper()
+	h.done = make(chan error, 1)
+	go func() {
+		_, err := h.src.session(context.Background())
+		h.done <- err
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for !h.src.health.Up() {
+		select {
+		case err := <-h.done:
+			h.t.Fatalf("the session ended before it went live: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatal("the session never went live")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// cut drops the subscription and waits for the session to end.
+func (h *harness) cut() {
+	h.t.Helper()
+	h.fake.cut()
+	select {
+	case <-h.done:
+		h.src.health.SetUp(false, h.src.logger, nil)
+	case <-time.After(5 * time.Second):
+		h.t.Fatal("the session did not end at the cut")
+	}
+}
+
+// exits waits for the verdicts and returns the counted exits by name and
+// code.
+func (h *harness) exits() map[string]uint64 {
+	h.t.Helper()
+	time.Sleep(30 * time.Millisecond) // the live events are applied
+	h.tracker.Wait()
+	byName, _ := h.tracker.ExitSeries()
+	out := map[string]uint64{}
+	for _, s := range byName {
+		if s.Count > 0 {
+			out[s.Name+" "+strconv.Itoa(s.ExitCode)] += s.Count
+		}
+	}
+	return out
+}
+
+func (h *harness) wantExits(want map[string]uint64) {
+	h.t.Helper()
+	got := h.exits()
+	if len(got) != len(want) {
+		h.t.Fatalf("counted %v, want %v", got, want)
+	}
+	for k, n := range want {
+		if got[k] != n {
+			h.t.Fatalf("counted %v, want %v", got, want)
+		}
+	}
+}
+
+// podLabels are a kubelet container's CRI labels.
+func podLabels(container string) map[string]string {
+	return map[string]string{labelCRIKind: criKindContainer, labelPodNamespace: "shop", labelPodName: "web-0",
+		labelPodUID: "uid-1", labelContainerName: container}
+}
+
+var sandboxLabels = map[string]string{labelCRIKind: criKindSandbox, labelPodNamespace: "shop", labelPodName: "web-0"}
+
+const (
+	idSandbox = "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a"
+	id1       = "1111111111111111111111111111111111111111111111111111111111111111"
+	id2       = "2222222222222222222222222222222222222222222222222222222222222222"
+	id3       = "3333333333333333333333333333333333333333333333333333333333333333"
+	webName   = "shop/web-0/app"
+)
+
+// step returns a clock that moves 1 ms a call from now: event times in
+// the order the runtime makes them.
+func step() func() time.Time {
+	at := time.Now()
+	return func() time.Time { at = at.Add(time.Millisecond); return at }
+}
+
+func TestSessionCountsEachDeathOnce(t *testing.T) {
+	t.Run("a crash loop live: each restart a new id of one name; sandbox and exec exits never count", func(t *testing.T) {
+		h := newHarness(t)
+		h.connect()
+		now := step()
+		h.fake.create(idSandbox, sandboxLabels, now())
+		h.fake.start(idSandbox, 50, now())
+		for i, id := range []string{id1, id2, id3} {
+			h.fake.create(id, podLabels("app"), now())
+			h.fake.start(id, 100+i, now())
+			h.fake.execExit(id, "probe-"+strconv.Itoa(i), 1, now())
+			h.fake.exit(id, 137, now(), now())
+		}
+		h.fake.exit(idSandbox, 137, now(), now())
+		h.wantExits(map[string]uint64{webName + " 137": 3})
+	})
+	t.Run("an event between the subscribe call and its registration is not lost", func(t *testing.T) {
+		h := newHarness(t)
+		now := step()
+		h.fake.create(id1, podLabels("app"), now())
+		h.fake.start(id1, 100, now())
+		h.fake.lateSubscribe = 100 * time.Millisecond
+		go func() {
+			// Dies after the source asked to subscribe and before the
+			// subscription is registered; the reconcile must still see it.
+			time.Sleep(50 * time.Millisecond)
+			h.fake.exit(id1, 137, now(), now())
+		}()
+		h.connect()
+		h.wantExits(map[string]uint64{webName + " 137": 1})
+	})
+	t.Run("died and replaced during a cut: counted once, from the CRI's status", func(t *testing.T) {
+		h := newHarness(t)
+		now := step()
+		h.fake.create(id1, podLabels("app"), now())
+		h.fake.start(id1, 100, now())
+		h.connect()
+		h.cut()
+		h.fake.exit(id1, 137, now(), now())
+		h.fake.create(id2, podLabels("app"), now())
+		h.fake.start(id2, 101, now())
+		h.connect()
+		h.wantExits(map[string]uint64{webName + " 137": 1})
+		h.cut()
+		h.connect() // a second heal sees the same exited container again
+		h.fake.exit(id2, 2, now(), now())
+		h.wantExits(map[string]uint64{webName + " 137": 1, webName + " 2": 1})
+	})
+	t.Run("dies during the reconcile: the reconcile and the buffered exit are one death, with its code", func(t *testing.T) {
+		h := newHarness(t)
+		now := step()
+		h.fake.create(id1, podLabels("app"), now())
+		h.fake.onList = func() {
+			h.fake.start(id1, 100, now())
+			h.fake.exit(id1, 3, now(), now())
+			h.fake.onList = nil
+		}
+		h.connect()
+		h.wantExits(map[string]uint64{webName + " 3": 1})
+	})
+	t.Run("started during the reconcile, dies live", func(t *testing.T) {
+		h := newHarness(t)
+		now := step()
+		h.fake.create(id1, podLabels("app"), now())
+		h.fake.onList = func() {
+			h.fake.start(id1, 100, now())
+			h.fake.onList = nil
+		}
+		h.connect()
+		h.fake.exit(id1, 137, now(), now())
+		h.wantExits(map[string]uint64{webName + " 137": 1})
+	})
+	t.Run("counted death, removed during a cut", func(t *testing.T) {
+		h := newHarness(t)
+		now := step()
+		h.connect()
+		h.fake.create(id1, podLabels("app"), now())
+		h.fake.start(id1, 100, now())
+		h.fake.exit(id1, 137, now(), now())
+		h.exits()
+		h.cut()
+		h.fake.remove(id1, now())
+		h.connect()
+		h.wantExits(map[string]uint64{webName + " 137": 1})
+	})
+	t.Run("running when removed during a cut: an exit of unknown code", func(t *testing.T) {
+		h := newHarness(t)
+		now := step()
+		h.fake.create(id1, podLabels("app"), now())
+		h.fake.start(id1, 100, now())
+		h.connect()
+		h.cut()
+		h.fake.exit(id1, 137, now(), now())
+		h.fake.remove(id1, now())
+		h.connect()
+		h.wantExits(map[string]uint64{webName + " -1": 1})
+	})
+	t.Run("a ctr container's task deleted and started again during a cut: two runs, two exits", func(t *testing.T) {
+		h := newHarness(t)
+		now := step()
+		h.fake.create(id1, nil, now())
+		h.fake.start(id1, 100, now())
+		h.connect()
+		h.cut()
+		h.fake.exit(id1, 137, now(), now())
+		h.fake.start(id1, 101, now()) // ctr task delete, ctr task start
+		h.connect()
+		h.fake.exit(id1, 0, now(), now())
+		h.wantExits(map[string]uint64{id1 + " -1": 1, id1 + " 0": 1})
+	})
+}
