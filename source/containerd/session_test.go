@@ -19,24 +19,40 @@ type harness struct {
 	tracker *tracker.Tracker
 	src     *Source
 	done    chan error
+	// leave ends the session from the source's side.
+	leave context.CancelFunc
 }
 
 func newHarness(t *testing.T) *harness {
 	f, sock := newFakeContainerd(t)
+	h := newHarnessAt(t, Options{Address: sock})
+	h.fake = f
+	return h
+}
+
+func newHarnessAt(t *testing.T, opts Options) *harness {
 	tr := tracker.New(tracker.Config{Window: 30 * time.Second, Retention: time.Hour}, slog.New(slog.DiscardHandler))
-	src, err := New(Options{Address: sock}, tr, source.NewRegistry().Source("containerd"), slog.New(slog.DiscardHandler))
+	src, err := New(opts, tr, source.NewRegistry().Source("containerd"), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &harness{t: t, fake: f, tracker: tr, src: src}
+	h := &harness{t: t, tracker: tr, src: src}
+	t.Cleanup(func() {
+		if h.leave != nil {
+			h.leave()
+		}
+	})
+	return h
 }
 
 // connect starts a session and waits until it follows the stream live.
 func (h *harness) connect() {
 	h.t.Helper()
 	h.done = make(chan error, 1)
+	ctx, leave := context.WithCancel(context.Background())
+	h.leave = leave
 	go func() {
-		_, err := h.src.session(context.Background())
+		_, err := h.src.session(ctx)
 		h.done <- err
 	}()
 	deadline := time.Now().Add(5 * time.Second)
@@ -57,6 +73,19 @@ func (h *harness) connect() {
 func (h *harness) cut() {
 	h.t.Helper()
 	h.fake.cut()
+	h.ended()
+}
+
+// disconnect ends the session from the source's side: the connection
+// closes, and what happens until the next connect is unseen.
+func (h *harness) disconnect() {
+	h.t.Helper()
+	h.leave()
+	h.ended()
+}
+
+func (h *harness) ended() {
+	h.t.Helper()
 	select {
 	case <-h.done:
 		h.src.health.SetUp(false, h.src.logger, nil)
