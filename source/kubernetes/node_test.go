@@ -1,0 +1,208 @@
+package kubernetes
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/exit137-exporter/exit137-exporter/attribution"
+)
+
+// lookup is the runtime's answer for pod uid/container.
+type lookup map[string]string
+
+func (l lookup) KubeContainer(podUID, container string) (string, bool) {
+	id, ok := l[podUID+"/"+container]
+	return id, ok
+}
+
+// told is one piece of evidence, as the tests compare it.
+type told struct {
+	kind attribution.Kind
+	id   string
+	at   time.Duration // from t0
+}
+
+func recordingNode(containers ContainerLookup) (*node, *[]attribution.Evidence) {
+	var got []attribution.Evidence
+	return newNode(containers, func(e attribution.Evidence) { got = append(got, e) }), &got
+}
+
+func tolds(ev []attribution.Evidence) []told {
+	var ts []told
+	for _, e := range ev {
+		ts = append(ts, told{e.Kind, e.Container, e.Time.Sub(t0)})
+	}
+	return ts
+}
+
+func deleting(p *v1.Pod) *v1.Pod {
+	at, grace := metav1.NewTime(t0.Add(30*time.Second)), int64(30)
+	p.DeletionTimestamp, p.DeletionGracePeriodSeconds = &at, &grace
+	return p
+}
+
+func repeated(e *v1.Event, count int32, at time.Time) *v1.Event {
+	r := e.DeepCopy()
+	r.Count, r.LastTimestamp = count, metav1.NewTime(at)
+	return r
+}
+
+func TestNode(t *testing.T) {
+	probeKill := kubeletEvent("Killing", "Container app failed liveness probe, will be restarted", "app", t0)
+	stopApp := kubeletEvent("Killing", "Stopping container app", "app", t0)
+	evicted := kubeletEvent("Evicted", "The node was low on resource: memory.", "", t0)
+	const sec = time.Second
+	tests := []struct {
+		name   string
+		lookup lookup
+		steps  func(n *node)
+		want   []told
+	}{
+		{name: "probe kill: the run named by the pod's status",
+			steps: func(n *node) { n.podSeen(runningPod(), t0); n.eventSeen(probeKill) },
+			want:  []told{{attribution.KindKubeProbe, run1, 0}}},
+		{name: "an event about a pod on another node: nothing",
+			steps: func(n *node) { n.eventSeen(probeKill) }},
+		{name: "the same event again (a relist): told once",
+			steps: func(n *node) {
+				n.podSeen(runningPod(), t0)
+				n.eventSeen(probeKill)
+				n.eventSeen(probeKill)
+				n.eventsListed([]v1.Event{*probeKill})
+			},
+			want: []told{{attribution.KindKubeProbe, run1, 0}}},
+		{name: "the event repeated for the next run: told for that run",
+			steps: func(n *node) {
+				n.podSeen(runningPod(), t0)
+				n.eventSeen(probeKill)
+				n.podSeen(restarted(), t0.Add(31*sec))
+				n.eventSeen(repeated(probeKill, 2, t0.Add(90*sec)))
+				n.eventsListed([]v1.Event{*repeated(probeKill, 2, t0.Add(90*sec))})
+			},
+			want: []told{{attribution.KindKubeProbe, run1, 0}, {attribution.KindKubeProbe, run2, 90 * sec}}},
+		{name: "a repeat missed while away, found by the relist",
+			steps: func(n *node) {
+				n.podSeen(runningPod(), t0)
+				n.eventSeen(probeKill)
+				n.podsListed([]v1.Pod{*restarted()}, t0.Add(2*time.Minute))
+				n.eventsListed([]v1.Event{*repeated(probeKill, 2, t0.Add(90*sec))})
+			},
+			want: []told{{attribution.KindKubeProbe, run1, 0}, {attribution.KindKubeProbe, run2, 90 * sec}}},
+		{name: "a late event after the status moved on: the run before",
+			steps: func(n *node) { n.podSeen(restarted(), t0.Add(31*sec)); n.eventSeen(probeKill) },
+			want:  []told{{attribution.KindKubeProbe, run1, 0}}},
+		{name: "status without the container yet: the runtime's run",
+			lookup: lookup{podUID + "/app": run2},
+			steps: func(n *node) {
+				p := runningPod()
+				p.Status.ContainerStatuses = nil
+				n.podSeen(p, t0)
+				n.eventSeen(probeKill)
+			},
+			want: []told{{attribution.KindKubeProbe, run2, 0}}},
+		{name: "status without the container and no runtime answer: nothing",
+			lookup: lookup{},
+			steps: func(n *node) {
+				p := runningPod()
+				p.Status.ContainerStatuses = nil
+				n.podSeen(p, t0)
+				n.eventSeen(probeKill)
+			}},
+		{name: "stopping container of a deleted pod: deletion",
+			steps: func(n *node) { n.podSeen(deleting(runningPod()), t0); n.eventSeen(stopApp) },
+			want:  []told{{attribution.KindKubeDeletion, run1, 0}}},
+		{name: "stopping container before the pod shows its deletion: told when it does",
+			steps: func(n *node) {
+				n.podSeen(runningPod(), t0)
+				n.eventSeen(stopApp)
+				n.podSeen(deleting(runningPod()), t0.Add(sec))
+				n.podSeen(deleting(runningPod()), t0.Add(2*sec))
+			},
+			want: []told{{attribution.KindKubeDeletion, run1, 0}}},
+		{name: "stopping container of a pod never deleted: nothing",
+			steps: func(n *node) { n.podSeen(runningPod(), t0); n.eventSeen(stopApp); n.expire(t0.Add(time.Hour)) }},
+		{name: "a stop waiting for the deletion expires",
+			steps: func(n *node) {
+				n.podSeen(runningPod(), t0)
+				n.eventSeen(stopApp)
+				n.expire(t0.Add(keepGone + sec))
+				n.podSeen(deleting(runningPod()), t0.Add(keepGone+2*sec))
+			}},
+		{name: "kubelet eviction: the event and the condition, once per run",
+			steps: func(n *node) {
+				n.podSeen(runningPod(), t0)
+				n.eventSeen(evicted)
+				n.podSeen(disrupted("TerminationByKubelet", "Evicted", t0.Add(sec)), t0.Add(sec))
+				n.eventSeen(kubeletEvent("Killing", "Stopping container app", "app", t0.Add(sec)))
+			},
+			want: []told{{attribution.KindKubeEviction, side1, 0}, {attribution.KindKubeEviction, run1, 0}}},
+		{name: "the synthetic 137 of an evicted pod names no run",
+			steps: func(n *node) {
+				n.podSeen(runningPod(), t0)
+				n.eventSeen(evicted)
+				n.podSeen(evictedUnknown(), t0.Add(sec))
+				n.podGone(evictedUnknown(), t0.Add(time.Minute))
+			},
+			want: []told{{attribution.KindKubeEviction, side1, 0}, {attribution.KindKubeEviction, run1, 0}}},
+		{name: "Eviction API: the eviction, and the deletion that carried it out",
+			steps: func(n *node) {
+				n.podSeen(deleting(disrupted("EvictionByEvictionAPI", "", t0)), t0)
+				n.eventSeen(stopApp)
+			},
+			want: []told{{attribution.KindKubeEviction, side1, 0}, {attribution.KindKubeEviction, run1, 0}, {attribution.KindKubeDeletion, run1, 0}}},
+		{name: "an event after the pod's deletion from the API",
+			steps: func(n *node) {
+				n.podSeen(deleting(runningPod()), t0)
+				n.podGone(deleting(runningPod()), t0.Add(sec))
+				n.eventSeen(stopApp)
+			},
+			want: []told{{attribution.KindKubeDeletion, run1, 0}}},
+		{name: "a pod deleted long ago is forgotten",
+			steps: func(n *node) {
+				n.podSeen(deleting(runningPod()), t0)
+				n.podsListed(nil, t0.Add(sec))
+				n.expire(t0.Add(keepGone + 2*sec))
+				n.eventSeen(stopApp)
+			}},
+		{name: "an event the API deleted, delivered again: told again only if new",
+			steps: func(n *node) {
+				n.podSeen(runningPod(), t0)
+				n.eventSeen(probeKill)
+				n.eventGone(probeKill)
+				n.eventSeen(probeKill) // the same run: said already
+			},
+			want: []told{{attribution.KindKubeProbe, run1, 0}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var containers ContainerLookup
+			if tt.lookup != nil {
+				containers = tt.lookup
+			}
+			n, got := recordingNode(containers)
+			tt.steps(n)
+			if g := tolds(*got); !slices.Equal(g, tt.want) {
+				t.Errorf("told %v, want %v", g, tt.want)
+			}
+			for _, e := range *got {
+				if e.Source != "kubernetes" || e.Detail == "" {
+					t.Errorf("evidence %+v: source or detail missing", e)
+				}
+			}
+		})
+	}
+}
+
+func TestDeletionDetail(t *testing.T) {
+	n, got := recordingNode(nil)
+	n.podSeen(deleting(runningPod()), t0)
+	n.eventSeen(kubeletEvent("Killing", "Stopping container app", "app", t0))
+	want := "event Killing: Stopping container app; the pod deleted through the API, to be gone by 21:00:30 (grace period 30s)"
+	if len(*got) != 1 || (*got)[0].Detail != want {
+		t.Fatalf("got %+v, want one with detail %q", *got, want)
+	}
+}
