@@ -79,8 +79,9 @@ type slot struct {
 // counts reports whether e is about this exit: this container's, or its
 // init's by pid (a kernel OOM victim whose cgroup could not be read in
 // time), or host-wide disk pressure, or, for a Kubernetes container, the
-// Kubernetes API unavailable; and inside the window, except the flag,
-// which inspect produces at the exit and which has no time of its own.
+// Kubernetes API unavailable; and inside the window (reached by a kill's
+// grace period), except the flag, which inspect produces at the exit and
+// which has no time of its own.
 func counts(e *Evidence, exit *Exit, from, to time.Time) bool {
 	switch {
 	case e.Container == "":
@@ -94,12 +95,13 @@ func counts(e *Evidence, exit *Exit, from, to time.Time) bool {
 	if e.Kind == KindOOMKilledFlag {
 		return true
 	}
-	return !e.Time.Before(from) && !e.Time.After(to)
+	return !e.Reach().Before(from) && !e.Time.After(to)
 }
 
 // Decide attributes exit to a cause from the evidence around it. Evidence
 // for other containers (or, without a container, for other pids than the
-// init's) or outside [exit.Time−window, exit.Time+ClockSkew] is ignored.
+// init's) or outside [exit.Time−window, exit.Time+ClockSkew] is ignored;
+// a kill with a grace period counts while its Reach is in the window.
 // Exit.OOMKilled counts as a KindOOMKilledFlag item when no such item was
 // passed. The first row of the exit's rule table (rules.go) that holds
 // decides.

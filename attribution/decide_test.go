@@ -786,6 +786,25 @@ func TestDecideTracedSenderWithoutDetail(t *testing.T) {
 	}
 }
 
+// The kubelet's kill counts for a death up to its grace period past the
+// window: the SIGKILL comes when the grace period runs out.
+func TestDecideGraceReach(t *testing.T) {
+	exit := Exit{ContainerID: cid, ExitCode: 137, Time: t0, Kubernetes: true}
+	probe := kube(-50*sec, KindKubeProbe)
+	if v := Decide(exit, []Evidence{probe}, 30*sec); v.Cause != CauseUnknown {
+		t.Errorf("a probe kill 50s before a 30s window, no grace: %s, want unknown", v.Cause)
+	}
+	probe.GraceSeconds = 30
+	v := Decide(exit, []Evidence{probe}, 30*sec)
+	if v.Cause != CauseProbe || len(v.Evidence) != 1 || v.Evidence[0].Offset != -50*sec {
+		t.Errorf("a probe kill 50s before, grace 30s, window 30s: %s %+v, want probe at -50s", v.Cause, v.Evidence)
+	}
+	probe.Time = t0.Add(-61 * sec)
+	if v := Decide(exit, []Evidence{probe}, 30*sec); v.Cause != CauseUnknown {
+		t.Errorf("a probe kill 61s before, grace 30s, window 30s: %s, want unknown", v.Cause)
+	}
+}
+
 func TestDecideNegativeWindow(t *testing.T) {
 	v := Decide(Exit{ContainerID: cid, ExitCode: 137, Time: t0}, []Evidence{dockerOOM(-time.Millisecond), dockerKill(time.Second, 9)}, -time.Minute)
 	if v.Cause != CauseManual || len(v.Evidence) != 1 {

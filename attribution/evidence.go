@@ -128,8 +128,20 @@ type Evidence struct {
 	// when the sender is not in a container. The memcg OOM killer sends
 	// from the allocating task, which is in the victim's container.
 	SenderContainer string `json:"sender_container,omitempty"`
+	// GraceSeconds is, for the kubelet's kill, the longest grace period
+	// it gave the container between its SIGTERM and its SIGKILL: the death
+	// can come that much after Time, so the evidence counts for deaths up
+	// to the window plus this after it (Reach).
+	GraceSeconds int64 `json:"grace_seconds,omitempty"`
 	// Detail is a human sentence: what was seen, in the source's words.
 	Detail string `json:"detail"`
+}
+
+// Reach is the latest time the evidence can explain a death from: its
+// time, or, for a kill with a grace period, the end of that period. A
+// death's window reaches back to evidence whose Reach is within it.
+func (e *Evidence) Reach() time.Time {
+	return e.Time.Add(time.Duration(e.GraceSeconds) * time.Second)
 }
 
 // Strength says how much a verdict, or one piece of evidence, can be
