@@ -178,7 +178,34 @@ func (n *node) killContainer(st *pod, k kill) {
 	if k.stopping {
 		detail += deletionNote(st.p)
 	}
-	n.emit(attribution.Evidence{Container: id, Time: k.at, Source: sourceName, Kind: k.kind, Detail: detail})
+	n.emit(attribution.Evidence{Container: id, Time: k.at, Source: sourceName, Kind: k.kind,
+		GraceSeconds: graceSeconds(st.p, k.container), Detail: detail})
+}
+
+// graceSeconds is the longest grace period the kubelet can have given the
+// container between SIGTERM and SIGKILL: the pod's, its deletion's, or
+// one of its probes' own. An eviction under a hard threshold gives less;
+// a longer bound only lets the kill explain a later death.
+func graceSeconds(p *v1.Pod, container string) int64 {
+	var g int64
+	for _, s := range []*int64{p.Spec.TerminationGracePeriodSeconds, p.DeletionGracePeriodSeconds} {
+		if s != nil {
+			g = max(g, *s)
+		}
+	}
+	for _, cs := range [...][]v1.Container{p.Spec.InitContainers, p.Spec.Containers} {
+		for i := range cs {
+			if cs[i].Name != container {
+				continue
+			}
+			for _, probe := range [...]*v1.Probe{cs[i].LivenessProbe, cs[i].StartupProbe} {
+				if probe != nil && probe.TerminationGracePeriodSeconds != nil {
+					g = max(g, *probe.TerminationGracePeriodSeconds)
+				}
+			}
+		}
+	}
+	return g
 }
 
 // first reports whether kind is told of run id for the first time, and

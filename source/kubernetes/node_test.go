@@ -197,12 +197,35 @@ func TestNode(t *testing.T) {
 	}
 }
 
+func TestGraceSeconds(t *testing.T) {
+	i := func(n int64) *int64 { return &n }
+	p := runningPod()
+	if g := graceSeconds(p, "app"); g != 0 {
+		t.Errorf("no grace set: %d", g)
+	}
+	p.Spec.TerminationGracePeriodSeconds = i(30)
+	if g := graceSeconds(p, "app"); g != 30 {
+		t.Errorf("the pod's: %d, want 30", g)
+	}
+	p.Spec.Containers[0].LivenessProbe = &v1.Probe{TerminationGracePeriodSeconds: i(45)}
+	if g := graceSeconds(p, "app"); g != 45 {
+		t.Errorf("the liveness probe's: %d, want 45", g)
+	}
+	if g := graceSeconds(p, "proxy"); g != 30 {
+		t.Errorf("another container's probe: %d, want the pod's 30", g)
+	}
+	p.DeletionGracePeriodSeconds = i(120)
+	if g := graceSeconds(p, "app"); g != 120 {
+		t.Errorf("the deletion's: %d, want 120", g)
+	}
+}
+
 func TestDeletionDetail(t *testing.T) {
 	n, got := recordingNode(nil)
 	n.podSeen(deleting(runningPod()), t0)
 	n.eventSeen(kubeletEvent("Killing", "Stopping container app", "app", t0))
 	want := "event Killing: Stopping container app; the pod deleted through the API, to be gone by 21:00:30 (grace period 30s)"
-	if len(*got) != 1 || (*got)[0].Detail != want {
+	if len(*got) != 1 || (*got)[0].Detail != want || (*got)[0].GraceSeconds != 30 {
 		t.Fatalf("got %+v, want one with detail %q", *got, want)
 	}
 }
