@@ -18,6 +18,9 @@ const keepGone = 10 * time.Minute
 // the events about them it has turned into evidence. Only the session's
 // goroutine uses it.
 type node struct {
+	// pods holds each pod by its uid in the API and, for a static pod,
+	// by its own uid too: the kubelet's events name the static pod, the
+	// API holds its mirror.
 	pods map[types.UID]*pod
 	// seen is how many occurrences of each event (of a known pod) were
 	// handled: a repeat bumps the count of the same event, and a relist
@@ -58,6 +61,7 @@ func (n *node) podSeen(p *v1.Pod, now time.Time) {
 	if !ok {
 		st = &pod{said: map[said]bool{}}
 		n.pods[p.UID] = st
+		n.pods[types.UID(runtimeUID(p))] = st
 	}
 	st.p, st.gone = p, time.Time{}
 	if k, ok := podKill(p, now); ok {
@@ -81,7 +85,7 @@ func (n *node) podGone(p *v1.Pod, now time.Time) {
 func (n *node) podsListed(ps []v1.Pod, now time.Time) {
 	listed := make(map[types.UID]bool, len(ps))
 	for i := range ps {
-		listed[ps[i].UID] = true
+		listed[ps[i].UID], listed[types.UID(runtimeUID(&ps[i]))] = true, true
 		n.podSeen(&ps[i], now)
 	}
 	for uid, st := range n.pods {

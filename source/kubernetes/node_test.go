@@ -168,6 +168,15 @@ func TestNode(t *testing.T) {
 				n.expire(t0.Add(keepGone + 2*sec))
 				n.eventSeen(stopApp)
 			}},
+		{name: "a static pod: the kubelet's event names the static pod, the API its mirror",
+			steps: func(n *node) {
+				mirror := runningPod()
+				mirror.UID, mirror.Annotations = "mirror-uid", map[string]string{v1.MirrorPodAnnotationKey: podUID}
+				n.podsListed([]v1.Pod{*mirror}, t0)
+				n.podsListed([]v1.Pod{*mirror}, t0)
+				n.eventSeen(probeKill)
+			},
+			want: []told{{attribution.KindKubeProbe, run1, 0}}},
 		{name: "an event the API deleted, delivered again: told again only if new",
 			steps: func(n *node) {
 				n.podSeen(runningPod(), t0)
