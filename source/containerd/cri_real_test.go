@@ -54,12 +54,21 @@ func runCRIPod(t *testing.T, address, namespace, name string) *criPod {
 // the helper with args, and returns its id.
 func (p *criPod) start(container string, args ...string) string {
 	p.t.Helper()
+	return p.startLimited(container, 0, args...)
+}
+
+// startLimited is start with a memory limit (0: none).
+func (p *criPod) startLimited(container string, memoryLimit int64, args ...string) string {
+	p.t.Helper()
 	ctx := context.Background()
-	created, err := p.rt.CreateContainer(ctx, &cri.CreateContainerRequest{PodSandboxId: p.id, SandboxConfig: p.config,
-		Config: &cri.ContainerConfig{Metadata: &cri.ContainerMetadata{Name: container, Attempt: p.attempt},
-			Labels: map[string]string{labelPodName: p.config.Metadata.Name, labelPodNamespace: p.config.Metadata.Namespace,
-				labelPodUID: p.config.Metadata.Uid, labelContainerName: container},
-			Image: &cri.ImageSpec{Image: testrig.HelperImageRef}, Command: []string{"/helper"}, Args: args}})
+	config := &cri.ContainerConfig{Metadata: &cri.ContainerMetadata{Name: container, Attempt: p.attempt},
+		Labels: map[string]string{labelPodName: p.config.Metadata.Name, labelPodNamespace: p.config.Metadata.Namespace,
+			labelPodUID: p.config.Metadata.Uid, labelContainerName: container},
+		Image: &cri.ImageSpec{Image: testrig.HelperImageRef}, Command: []string{"/helper"}, Args: args}
+	if memoryLimit > 0 {
+		config.Linux = &cri.LinuxContainerConfig{Resources: &cri.LinuxContainerResources{MemoryLimitInBytes: memoryLimit}}
+	}
+	created, err := p.rt.CreateContainer(ctx, &cri.CreateContainerRequest{PodSandboxId: p.id, SandboxConfig: p.config, Config: config})
 	if err != nil {
 		p.t.Fatalf("create container: %v", err)
 	}
@@ -89,9 +98,9 @@ func (p *criPod) awaitExited(id string) {
 
 // On a real containerd's CRI plugin, as a kubelet drives it: a crash loop
 // is many container ids of one namespace/pod/container name, each death
-// counted once; an exec probe's exit and the sandbox's never; a container
-// killed during a cut, its task deleted by the CRI plugin, is counted from
-// the CRI's status.
+// counted once; an exec probe's exit and the sandbox's never; an OOM kill
+// is oom by containerd's /tasks/oom; a container killed during a cut, its
+// task deleted by the CRI plugin, is counted from the CRI's status.
 func TestRealCRICountsEachDeathOnce(t *testing.T) {
 	testrig.SkipInShortLoop(t)
 	c := testrig.StartContainerd(t)
@@ -109,7 +118,8 @@ func TestRealCRICountsEachDeathOnce(t *testing.T) {
 	if err != nil || exec.GetExitCode() != 3 {
 		t.Fatalf("exec probe: exit %d, %v; want exit 3", exec.GetExitCode(), err)
 	}
-	h.awaitExits(map[string]uint64{name + " 1 none": 3})
+	pod.awaitExited(pod.startLimited("app", 32<<20, "-alloc", "200"))
+	h.awaitExits(map[string]uint64{name + " 1 none": 3, name + " 137 oom": 1})
 
 	h.disconnect()
 	if _, err := pod.rt.StopContainer(context.Background(), &cri.StopContainerRequest{ContainerId: running, Timeout: 0}); err != nil {
@@ -122,7 +132,7 @@ func TestRealCRICountsEachDeathOnce(t *testing.T) {
 		t.Fatalf("the CRI plugin kept the exited task:\n%s", ls)
 	}
 	h.connect()
-	want := map[string]uint64{name + " 1 none": 3, name + " 137 unknown": 1}
+	want := map[string]uint64{name + " 1 none": 3, name + " 137 oom": 1, name + " 137 unknown": 1}
 	h.awaitExits(want)
 
 	// The pod goes: its sandbox's death is not counted, and nothing is

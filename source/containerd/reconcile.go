@@ -23,14 +23,14 @@ import (
 // state, from which the ledger infers the exits no event told (and ignores
 // what it already counted).
 func (s *Source) reconcile(ctx context.Context) error {
-	present := map[string]bool{}
+	listed, present := map[string]bool{}, map[string]bool{}
 	for _, ns := range s.opts.Namespaces {
-		if err := s.reconcileNamespace(namespaced(ctx, ns), present); err != nil {
+		if err := s.reconcileNamespace(namespaced(ctx, ns), listed, present); err != nil {
 			return fmt.Errorf("namespace %s: %w", ns, err)
 		}
 	}
 	for id := range s.known {
-		if !present[id] && !s.known[id].sandbox {
+		if !listed[id] {
 			delete(s.known, id)
 			delete(s.runs, id)
 		}
@@ -39,8 +39,10 @@ func (s *Source) reconcile(ctx context.Context) error {
 	return nil
 }
 
-func (s *Source) reconcileNamespace(ctx context.Context, present map[string]bool) error {
-	listed := time.Now()
+// reconcileNamespace marks every container it lists in listed, and the
+// workload containers in present.
+func (s *Source) reconcileNamespace(ctx context.Context, listed, present map[string]bool) error {
+	listedAt := time.Now()
 	containers, err := s.listContainers(ctx)
 	if err != nil {
 		return fmt.Errorf("list containers: %w", err)
@@ -54,19 +56,23 @@ func (s *Source) reconcileNamespace(ctx context.Context, present map[string]bool
 		tasks[p.GetID()] = p
 	}
 	for _, c := range containers {
+		id := c.GetID()
 		info := s.record(c)
+		listed[id] = true
 		if info.sandbox {
 			continue
 		}
-		id := c.GetID()
 		present[id] = true
-		st, ok := s.runState(ctx, id, info, tasks[id], listed)
+		st, ok := s.runState(ctx, id, info, tasks[id], listedAt)
 		if !ok {
 			continue
 		}
+		if st.Running {
+			s.tracker.Upsert(tracker.Meta{ID: id, Pid: st.Pid})
+		}
 		s.tracker.Observe(id, st)
 		if st.Running {
-			s.observeOOMKills(id, st.Pid, listed)
+			s.observeOOMKills(id, st.Pid, listedAt)
 		}
 	}
 	return nil
