@@ -31,6 +31,10 @@ const (
 	watchSeconds = 300
 	// expireEvery is how often deleted pods are forgotten.
 	expireEvery = time.Minute
+	// quickEnd: a watch the server ends this soon with nothing on it
+	// fails the session (backoff), so a server that ends every watch at
+	// once is not asked again in a busy loop.
+	quickEnd = time.Second
 )
 
 var (
@@ -145,6 +149,8 @@ type stream struct {
 	rv       string
 	w        watch.Interface
 	handle   func(watch.EventType, runtime.Object)
+	opened   time.Time
+	events   int // on the open watch
 }
 
 func (st *stream) start(ctx context.Context) error {
@@ -154,15 +160,19 @@ func (st *stream) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("watch %s: %w", st.resource, err)
 	}
-	st.w = w
+	st.w, st.opened, st.events = w, time.Now(), 0
 	return nil
 }
 
 // take handles one watch event; a closed watch is reopened.
 func (st *stream) take(ctx context.Context, ev watch.Event, open bool) error {
 	if !open {
+		if st.events == 0 && time.Since(st.opened) < quickEnd {
+			return fmt.Errorf("watch %s: ended at once", st.resource)
+		}
 		return st.start(ctx)
 	}
+	st.events++
 	if ev.Type == watch.Error {
 		err := apierrors.FromObject(ev.Object)
 		if apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {

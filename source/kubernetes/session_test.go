@@ -29,6 +29,7 @@ import (
 type fakeAPI struct {
 	mu        sync.Mutex
 	forbidden bool
+	endAtOnce bool // every watch ends as soon as it opens
 	pods      []v1.Pod
 	events    []v1.Event
 	lists     map[string]int         // resource → list calls
@@ -78,7 +79,11 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	lines := make(chan string, 16)
 	f.watches[resource] = lines
 	f.watchRVs[resource] = append(f.watchRVs[resource], r.URL.Query().Get("resourceVersion"))
+	endAtOnce := f.endAtOnce
 	f.mu.Unlock()
+	if endAtOnce {
+		return
+	}
 	f.opened <- resource
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
@@ -280,5 +285,27 @@ func TestSession(t *testing.T) {
 	}
 	if n := health.Events(); n != uint64(len(want)) {
 		t.Errorf("events counted %d, want %d", n, len(want))
+	}
+}
+
+// A server that ends every watch at once is not asked again in a busy
+// loop: the session fails and backs off.
+func TestSessionWatchEndsAtOnce(t *testing.T) {
+	f := newFakeAPI()
+	f.endAtOnce = true
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	health := source.NewRegistry().Source("kubernetes")
+	s := New(Options{Node: "node-1", Kubeconfig: writeKubeconfig(t, srv.URL), MaxBackoff: time.Second},
+		source.SinkFunc(func(attribution.Evidence) {}), nil, health, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	waitFor(t, "the watch's end counted", func() bool { return health.Errors() > 0 })
+	time.Sleep(500 * time.Millisecond)
+	cancel()
+	<-done
+	if lists, rvs := f.count("pods"); lists > 2 || len(rvs) > 2 {
+		t.Errorf("pods listed %d times and watched %d times in about a second", lists, len(rvs))
 	}
 }
