@@ -56,6 +56,17 @@ var killCauses = []attribution.Cause{
 	attribution.CauseDisk, attribution.CauseUnknown,
 }
 
+// kubeKillCauses are a Kubernetes container's: the kubelet's kills too.
+var kubeKillCauses = append(killCauses[:len(killCauses):len(killCauses)], attribution.KubernetesCauses...)
+
+// killCauses are the causes served at zero for the set's name.
+func (s *nameSeries) killCauses() []attribution.Cause {
+	if s.kube != (Kube{}) {
+		return kubeKillCauses
+	}
+	return killCauses
+}
+
 func newExitCounts() exitCounts {
 	e := exitCounts{
 		byName: map[nameKey]*nameSeries{},
@@ -147,7 +158,7 @@ func (t *Tracker) ExitSeries() (byName, host []ExitSeries) {
 		for ek, n := range set.counts {
 			byName = append(byName, ExitSeries{Name: k.name, Image: k.image, Kube: set.kube, ExitKey: ek, Count: n})
 		}
-		for _, cause := range killCauses {
+		for _, cause := range set.killCauses() {
 			ek := ExitKey{ExitCode: 137, Signal: "SIGKILL", Cause: cause}
 			if _, counted := set.counts[ek]; !counted {
 				byName = append(byName, ExitSeries{Name: k.name, Image: k.image, Kube: set.kube, ExitKey: ek})

@@ -347,7 +347,7 @@ func (t *Tracker) holdAll(id string, endings []ending) {
 func (t *Tracker) count(id string, end ending) *pendingExit {
 	c := t.record(id)
 	exit := attribution.Exit{ContainerID: id, Name: c.Name, Image: c.Image, ExitCode: end.exitCode,
-		Time: end.at, OOMKilled: end.oomKilled, Pid: end.run.Pid, Inferred: end.inferred}
+		Time: end.at, OOMKilled: end.oomKilled, Pid: end.run.Pid, Inferred: end.inferred, Kubernetes: c.PodUID != ""}
 	t.exits.hold(exit.Name, exit.Image, kubeOf(c.Meta))
 	now := t.now()
 	// Host conditions are sampled now; that says something about the death

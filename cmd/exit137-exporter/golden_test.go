@@ -151,8 +151,10 @@ func seedStory(tr *tracker.Tracker, busy, limited string) {
 		{id: hex('d'), name: "ingest", image: "acme/ingest:3", code: 137,
 			evidence: []attribution.Evidence{{Kind: attribution.KindDiskPressure, Source: "disk", Detail: "/var/lib/docker 97.0% used (threshold 95%)"}}},
 		{id: hex('e'), name: "parser", image: "acme/parser:5", code: 139},
-		{id: hex('f'), name: "shop/web-0/app", image: "registry.local/app:1", code: 1, restart: true,
-			meta: tracker.Meta{Namespace: "shop", Pod: "web-0", PodUID: "7f1c1d3e-4b2a-4c8e-9d61-0a1b2c3d4e5f", Container: "app"}},
+		{id: hex('f'), name: "shop/web-0/app", image: "registry.local/app:1", code: 137, restart: true,
+			meta: tracker.Meta{Namespace: "shop", Pod: "web-0", PodUID: "7f1c1d3e-4b2a-4c8e-9d61-0a1b2c3d4e5f", Container: "app"},
+			evidence: []attribution.Evidence{{Kind: attribution.KindKubeProbe, Source: "kubernetes",
+				Detail: "event Killing: Container app failed liveness probe, will be restarted"}}},
 	}
 	for i, d := range deaths {
 		start, died := at(i*10), at(i*10+5)

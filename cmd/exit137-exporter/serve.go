@@ -70,8 +70,9 @@ func serve(cfg serveConfig, logger *slog.Logger) error {
 	sources := source.NewRegistry()
 	diskSource := disk.New(*cfg.diskPaths, *cfg.diskThreshold, sources.Source("disk"), logger)
 	diskSource.SetRoot(*rootfsPath)
+	kubeAPI := &kubernetesAPI{}
 	t := tracker.New(tracker.Config{Settle: *cfg.settle, Window: *cfg.window, Retention: *cfg.retention},
-		logger, diskSource.Pressure)
+		logger, diskSource.Pressure, kubeAPI.probe)
 	deps := collector.Deps{Logger: logger, Sources: sources, Tracker: t, Disk: diskSource, ProcRoot: *procfsPath}
 	since := loadState(t, *cfg.statePath, logger)
 
@@ -91,7 +92,8 @@ func serve(cfg serveConfig, logger *slog.Logger) error {
 
 	diskSource.Usage()     // sets the disk source's health before the first scrape
 	go diskSource.Run(ctx) // statfs off the scrape and the death: a hung mount holds up neither
-	if !*cfg.dockerOff {
+	followDocker, followContainerd := runtimes(*cfg.dockerHost, *cfg.dockerOff)
+	if followDocker {
 		src, err := docker.New(docker.Options{
 			Host:       *cfg.dockerHost,
 			OOMKills:   oomKillReader(deps.Cgroups, *procfsPath),
@@ -102,6 +104,14 @@ func serve(cfg serveConfig, logger *slog.Logger) error {
 		}
 		deps.Docker = src
 		go src.Run(ctx)
+	}
+	if followContainerd {
+		if err := startContainerd(ctx, &deps, t, logger); err != nil {
+			return err
+		}
+	}
+	if err := kubeAPI.start(ctx, t, sources, logger); err != nil {
+		return err
 	}
 	if *cfg.kmsgPath != "" {
 		deps.Kmsg = kmsg.New(kmsg.Options{Path: *cfg.kmsgPath, Since: since, ContainerByPID: func(pid int) (string, bool) {
