@@ -282,3 +282,51 @@ func flagValues(args []string, name string) []string {
 	sort.Strings(out)
 	return out
 }
+
+// TestDaemonSetScrapeJob checks the scrape job daemonset.yaml's comment
+// offers: it is the job the rules select, and it keeps exactly the pods
+// and port the manifests make. (promtool cannot check it here: Debian's
+// Prometheus is built without Kubernetes discovery.)
+func TestDaemonSetScrapeJob(t *testing.T) {
+	m := loadKubeManifests(t)
+	var job []string
+	for _, line := range strings.Split(string(readKube(t, "daemonset.yaml")), "\n") {
+		if strings.HasPrefix(line, "#   scrape_configs:") || len(job) > 0 && strings.HasPrefix(line, "#   ") {
+			job = append(job, strings.TrimPrefix(line, "#   "))
+		} else if len(job) > 0 {
+			break
+		}
+	}
+	if len(job) == 0 {
+		t.Fatal("daemonset.yaml's comment has no scrape_configs")
+	}
+	var cfg struct {
+		ScrapeConfigs []struct {
+			JobName    string `json:"job_name"`
+			Kubernetes []struct {
+				Role       string `json:"role"`
+				Namespaces struct {
+					Names []string `json:"names"`
+				} `json:"namespaces"`
+			} `json:"kubernetes_sd_configs"`
+			Relabel []struct {
+				SourceLabels []string `json:"source_labels"`
+				Regex        string   `json:"regex"`
+				Action       string   `json:"action"`
+				TargetLabel  string   `json:"target_label"`
+			} `json:"relabel_configs"`
+		} `json:"scrape_configs"`
+	}
+	if err := yaml.UnmarshalStrict([]byte(strings.Join(job, "\n")), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	pod := m.DaemonSet.Spec.Template
+	want := pod.Labels["app.kubernetes.io/name"] + ";" + pod.Spec.Containers[0].Ports[0].Name
+	if len(cfg.ScrapeConfigs) != 1 || cfg.ScrapeConfigs[0].JobName != testrig.ChainJob ||
+		len(cfg.ScrapeConfigs[0].Kubernetes) != 1 ||
+		!slices.Equal(cfg.ScrapeConfigs[0].Kubernetes[0].Namespaces.Names, []string{m.Namespace.Name}) ||
+		len(cfg.ScrapeConfigs[0].Relabel) == 0 || cfg.ScrapeConfigs[0].Relabel[0].Action != "keep" ||
+		cfg.ScrapeConfigs[0].Relabel[0].Regex != want {
+		t.Errorf("the scrape job %+v: want job %s in namespace %s keeping %q", cfg.ScrapeConfigs, testrig.ChainJob, m.Namespace.Name, want)
+	}
+}
