@@ -152,3 +152,47 @@ func TestRealCRICountsEachDeathOnce(t *testing.T) {
 		}
 	}
 }
+
+// A fast crash loop while the connection is cut again and again: every
+// death counted exactly once, whether its events came live, were buffered
+// during a reconcile, or were lost in a cut.
+func TestRealCrashLoopAcrossCuts(t *testing.T) {
+	testrig.SkipInShortLoop(t)
+	c := testrig.StartContainerd(t)
+	c.ImportHelperImage(t, testrig.KubeNamespace)
+	h := newHarnessAt(t, Options{Address: c.Address})
+	pod := runCRIPod(t, c.Address, "shop", "loop-0")
+	const deaths = 24
+	h.connect()
+	// The cutter ends the session every 150 ms and starts the next one
+	// after 0 to 200 ms, until the crash loop is over.
+	over, cutsDone := make(chan struct{}), make(chan int)
+	go func() {
+		cuts := 0
+		for {
+			select {
+			case <-over:
+				cutsDone <- cuts
+				return
+			case <-time.After(150 * time.Millisecond):
+				h.leave()
+				<-h.done
+				time.Sleep(time.Duration(cuts%3) * 100 * time.Millisecond)
+				h.start()
+				cuts++
+			}
+		}
+	}()
+	for i := range deaths {
+		id := pod.start("app", "-exit", "1")
+		if i%2 == 0 {
+			pod.awaitExited(id) // the next start after this death, as a kubelet restarts
+		}
+	}
+	close(over)
+	cuts := <-cutsDone
+	h.disconnect()
+	h.connect()
+	h.awaitExits(map[string]uint64{"shop/loop-0/app 1 none": deaths})
+	t.Logf("%d deaths across %d cuts", deaths, cuts)
+}

@@ -63,7 +63,10 @@ func (s *Source) reconcileNamespace(ctx context.Context, listed, present map[str
 			continue
 		}
 		present[id] = true
-		st, ok := s.runState(ctx, id, info, tasks[id], listedAt)
+		st, ok, err := s.runState(ctx, id, info, tasks[id], listedAt)
+		if err != nil {
+			return err
+		}
 		if !ok {
 			continue
 		}
@@ -113,7 +116,8 @@ func (s *Source) record(c *containersapi.Container) containerInfo {
 // lookup returns what the source knows of a container an event names,
 // asking containerd when it is new. A container already gone is taken for
 // a workload named by its id: its death is not to be lost. ok is false for
-// an event that is no container's.
+// an event that is no container's, or when containerd did not answer (the
+// connection is going: the next reconcile sees what the event said).
 func (s *Source) lookup(ctx context.Context, ns, id, image string) (containerInfo, bool) {
 	if id == "" {
 		return containerInfo{}, false
@@ -125,11 +129,11 @@ func (s *Source) lookup(ctx context.Context, ns, id, image string) (containerInf
 	if err == nil {
 		return s.record(resp.GetContainer()), true
 	}
-	if status.Code(err) == codes.NotFound {
-		s.known[id] = containerInfo{}
-	} else {
+	if status.Code(err) != codes.NotFound {
 		s.health.Error(s.logger, "containerd container "+id+" not read", err)
+		return containerInfo{}, false
 	}
+	s.known[id] = containerInfo{}
 	s.tracker.Upsert(tracker.Meta{ID: id, Name: id, Image: image})
 	return containerInfo{}, true
 }
@@ -137,21 +141,29 @@ func (s *Source) lookup(ctx context.Context, ns, id, image string) (containerInf
 // runState is a reconcile's account of a container's latest run: from its
 // task; from the CRI's status when the CRI plugin deleted the task after
 // the exit; or, with neither, a run the source saw start that ended unseen.
-// ok is false when there is no run to tell (created, never started).
-func (s *Source) runState(ctx context.Context, id string, info containerInfo, p *task.Process, listed time.Time) (tracker.RunState, bool) {
+// ok is false when there is no run to tell (created, never started). A
+// CRI that does not answer fails the reconcile: the connection is likely
+// gone, and a guess now would stand for an exit the next one could tell.
+func (s *Source) runState(ctx context.Context, id string, info containerInfo, p *task.Process, listed time.Time) (st tracker.RunState, ok bool, err error) {
 	if p != nil {
-		return taskRunState(p, s.runs.startOf(id, int(p.GetPid()), info.created))
+		st, ok = taskRunState(p, s.runs.startOf(id, int(p.GetPid()), info.created))
+		return st, ok, nil
 	}
 	if info.cri {
-		if st, ok := s.criStatus(ctx, id); ok {
-			return criRunState(st, s.runs.startOf(id, 0, info.created))
+		status, err := s.criStatus(ctx, id)
+		if err != nil {
+			return st, false, fmt.Errorf("CRI status of %s: %w", id, err)
+		}
+		if status != nil {
+			st, ok = criRunState(status, s.runs.startOf(id, 0, info.created))
+			return st, ok, nil
 		}
 	}
 	if !s.runs.open(id) {
-		return tracker.RunState{}, false
+		return st, false, nil
 	}
 	return tracker.RunState{StartedAt: s.runs.startOf(id, 0, info.created), FinishedAt: listed,
-		ExitCode: attribution.ExitCodeUnknown}, true
+		ExitCode: attribution.ExitCodeUnknown}, true, nil
 }
 
 // taskRunState reads a task; start is the time its run is known by.
@@ -166,14 +178,40 @@ func taskRunState(p *task.Process, start time.Time) (tracker.RunState, bool) {
 	return tracker.RunState{}, false // created, not started
 }
 
-// criStatus asks the CRI RuntimeService for a container's status.
-func (s *Source) criStatus(ctx context.Context, id string) (*cri.ContainerStatus, bool) {
-	resp, err := s.cri.ContainerStatus(ctx, &cri.ContainerStatusRequest{ContainerId: id})
-	if err != nil {
-		s.logger.Debug("CRI container status not answered", "evidence_source", s.health.Name(), "id", id, "err", err)
-		return nil, false
+// criLag bounds the wait for the CRI to record an exit: its plugin deletes
+// the task first and records the exit in the container's status after,
+// so a reconcile between the two finds no task and a status still
+// running, and the exit's event may have been lost in a cut.
+const (
+	criLag     = 3 * time.Second
+	criLagPoll = 20 * time.Millisecond
+)
+
+// criStatus asks the CRI RuntimeService for the status of a container
+// whose task is gone, until it is no longer running (or criLag passed).
+// It is nil with no error when the CRI does not know the container, or
+// containerd runs no CRI.
+func (s *Source) criStatus(ctx context.Context, id string) (*cri.ContainerStatus, error) {
+	deadline := time.Now().Add(criLag)
+	for {
+		resp, err := s.cri.ContainerStatus(ctx, &cri.ContainerStatusRequest{ContainerId: id})
+		switch status.Code(err) {
+		case codes.OK:
+		case codes.NotFound, codes.Unimplemented:
+			return nil, nil
+		default:
+			return nil, err
+		}
+		st := resp.GetStatus()
+		if st.GetState() != cri.ContainerState_CONTAINER_RUNNING || time.Now().After(deadline) {
+			return st, nil
+		}
+		select {
+		case <-time.After(criLagPoll):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
-	return resp.GetStatus(), resp.GetStatus() != nil
 }
 
 // criRunState reads the CRI's status of an exited container; its reason

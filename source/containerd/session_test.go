@@ -48,13 +48,7 @@ func newHarnessAt(t *testing.T, opts Options) *harness {
 // connect starts a session and waits until it follows the stream live.
 func (h *harness) connect() {
 	h.t.Helper()
-	h.done = make(chan error, 1)
-	ctx, leave := context.WithCancel(context.Background())
-	h.leave = leave
-	go func() {
-		_, err := h.src.session(ctx)
-		h.done <- err
-	}()
+	h.start()
 	deadline := time.Now().Add(5 * time.Second)
 	for !h.src.health.Up() {
 		select {
@@ -67,6 +61,18 @@ func (h *harness) connect() {
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
+}
+
+// start starts a session, and returns.
+func (h *harness) start() {
+	h.done = make(chan error, 1)
+	ctx, leave := context.WithCancel(context.Background())
+	h.leave = leave
+	go func() {
+		_, err := h.src.session(ctx)
+		h.src.health.SetUp(false, h.src.logger, err)
+		h.done <- err
+	}()
 }
 
 // cut drops the subscription and waits for the session to end.
@@ -88,7 +94,6 @@ func (h *harness) ended() {
 	h.t.Helper()
 	select {
 	case <-h.done:
-		h.src.health.SetUp(false, h.src.logger, nil)
 	case <-time.After(5 * time.Second):
 		h.t.Fatal("the session did not end at the cut")
 	}
