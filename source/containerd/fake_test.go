@@ -230,6 +230,12 @@ func (f *fakeContainerd) start(id string, pid int, at time.Time) {
 	f.emit(topicTaskStart, at, &apievents.TaskStart{ContainerID: id, Pid: uint32(pid)})
 }
 
+// run creates and starts a container, its events stamped by now.
+func (f *fakeContainerd) run(id string, labels map[string]string, pid int, now func() time.Time) {
+	f.create(id, labels, now())
+	f.start(id, pid, now())
+}
+
 // exit ends a task; a CRI container's task is deleted and its status
 // kept, as the CRI plugin does.
 func (f *fakeContainerd) exit(id string, code int, exitedAt, at time.Time) {

@@ -1,59 +1,12 @@
 package containerd
 
 import (
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/exit137-exporter/exit137-exporter/internal/testrig"
 )
-
-// countsBy returns the counted exits by name, code and cause.
-func (h *harness) countsBy() map[string]uint64 {
-	h.tracker.Wait()
-	byName, _ := h.tracker.ExitSeries()
-	out := map[string]uint64{}
-	for _, s := range byName {
-		if s.Count > 0 {
-			out[s.Name+" "+strconv.Itoa(s.ExitCode)+" "+string(s.Cause)] += s.Count
-		}
-	}
-	return out
-}
-
-// awaitExits waits until the counted exits are want, and fails with what
-// was counted when they do not become so.
-func (h *harness) awaitExits(want map[string]uint64) {
-	h.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		got := h.countsBy()
-		if equalCounts(got, want) {
-			// Nothing more may come: wait a little and look again.
-			time.Sleep(300 * time.Millisecond)
-			if got = h.countsBy(); equalCounts(got, want) {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			h.t.Fatalf("counted %v\n want %v", got, want)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func equalCounts(got, want map[string]uint64) bool {
-	if len(got) != len(want) {
-		return false
-	}
-	for k, n := range want {
-		if got[k] != n {
-			return false
-		}
-	}
-	return true
-}
 
 // On a real containerd: every death of a task's init counted once, with
 // its code, live and across cuts; an exec's exit never; an OOM kill with

@@ -99,33 +99,50 @@ func (h *harness) ended() {
 	}
 }
 
-// exits waits for the verdicts and returns the counted exits by name and
-// code.
-func (h *harness) exits() map[string]uint64 {
-	h.t.Helper()
-	time.Sleep(30 * time.Millisecond) // the live events are applied
+// countsBy returns the counted exits by name, code and cause.
+func (h *harness) countsBy() map[string]uint64 {
 	h.tracker.Wait()
 	byName, _ := h.tracker.ExitSeries()
 	out := map[string]uint64{}
 	for _, s := range byName {
 		if s.Count > 0 {
-			out[s.Name+" "+strconv.Itoa(s.ExitCode)] += s.Count
+			out[s.Name+" "+strconv.Itoa(s.ExitCode)+" "+string(s.Cause)] += s.Count
 		}
 	}
 	return out
 }
 
-func (h *harness) wantExits(want map[string]uint64) {
+// awaitExits waits until the counted exits are want, and fails with what
+// was counted when they do not become so.
+func (h *harness) awaitExits(want map[string]uint64) {
 	h.t.Helper()
-	got := h.exits()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		got := h.countsBy()
+		if equalCounts(got, want) {
+			// Nothing more may come: wait a little and look again.
+			time.Sleep(300 * time.Millisecond)
+			if got = h.countsBy(); equalCounts(got, want) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("counted %v\n want %v", got, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func equalCounts(got, want map[string]uint64) bool {
 	if len(got) != len(want) {
-		h.t.Fatalf("counted %v, want %v", got, want)
+		return false
 	}
 	for k, n := range want {
 		if got[k] != n {
-			h.t.Fatalf("counted %v, want %v", got, want)
+			return false
 		}
 	}
+	return true
 }
 
 // podLabels are a kubelet container's CRI labels.
@@ -156,8 +173,7 @@ func TestSessionCountsEachDeathOnce(t *testing.T) {
 		h := newHarness(t)
 		h.connect()
 		now := step()
-		h.fake.create(idSandbox, sandboxLabels, now())
-		h.fake.start(idSandbox, 50, now())
+		h.fake.run(idSandbox, sandboxLabels, 50, now)
 		for i, id := range []string{id1, id2, id3} {
 			h.fake.create(id, podLabels("app"), now())
 			h.fake.start(id, 100+i, now())
@@ -165,13 +181,12 @@ func TestSessionCountsEachDeathOnce(t *testing.T) {
 			h.fake.exit(id, 137, now(), now())
 		}
 		h.fake.exit(idSandbox, 137, now(), now())
-		h.wantExits(map[string]uint64{webName + " 137": 3})
+		h.awaitExits(map[string]uint64{webName + " 137 unknown": 3})
 	})
 	t.Run("an event between the subscribe call and its registration is not lost", func(t *testing.T) {
 		h := newHarness(t)
 		now := step()
-		h.fake.create(id1, podLabels("app"), now())
-		h.fake.start(id1, 100, now())
+		h.fake.run(id1, podLabels("app"), 100, now)
 		h.fake.lateSubscribe = 100 * time.Millisecond
 		go func() {
 			// Dies after the source asked to subscribe and before the
@@ -180,24 +195,22 @@ func TestSessionCountsEachDeathOnce(t *testing.T) {
 			h.fake.exit(id1, 137, now(), now())
 		}()
 		h.connect()
-		h.wantExits(map[string]uint64{webName + " 137": 1})
+		h.awaitExits(map[string]uint64{webName + " 137 unknown": 1})
 	})
 	t.Run("died and replaced during a cut: counted once, from the CRI's status", func(t *testing.T) {
 		h := newHarness(t)
 		now := step()
-		h.fake.create(id1, podLabels("app"), now())
-		h.fake.start(id1, 100, now())
+		h.fake.run(id1, podLabels("app"), 100, now)
 		h.connect()
 		h.cut()
 		h.fake.exit(id1, 137, now(), now())
-		h.fake.create(id2, podLabels("app"), now())
-		h.fake.start(id2, 101, now())
+		h.fake.run(id2, podLabels("app"), 101, now)
 		h.connect()
-		h.wantExits(map[string]uint64{webName + " 137": 1})
+		h.awaitExits(map[string]uint64{webName + " 137 unknown": 1})
 		h.cut()
 		h.connect() // a second heal sees the same exited container again
 		h.fake.exit(id2, 2, now(), now())
-		h.wantExits(map[string]uint64{webName + " 137": 1, webName + " 2": 1})
+		h.awaitExits(map[string]uint64{webName + " 137 unknown": 1, webName + " 2 none": 1})
 	})
 	t.Run("dies during the reconcile: the reconcile and the buffered exit are one death, with its code", func(t *testing.T) {
 		h := newHarness(t)
@@ -209,7 +222,7 @@ func TestSessionCountsEachDeathOnce(t *testing.T) {
 			h.fake.onList = nil
 		}
 		h.connect()
-		h.wantExits(map[string]uint64{webName + " 3": 1})
+		h.awaitExits(map[string]uint64{webName + " 3 none": 1})
 	})
 	t.Run("started during the reconcile, dies live", func(t *testing.T) {
 		h := newHarness(t)
@@ -221,44 +234,41 @@ func TestSessionCountsEachDeathOnce(t *testing.T) {
 		}
 		h.connect()
 		h.fake.exit(id1, 137, now(), now())
-		h.wantExits(map[string]uint64{webName + " 137": 1})
+		h.awaitExits(map[string]uint64{webName + " 137 unknown": 1})
 	})
 	t.Run("counted death, removed during a cut", func(t *testing.T) {
 		h := newHarness(t)
 		now := step()
 		h.connect()
-		h.fake.create(id1, podLabels("app"), now())
-		h.fake.start(id1, 100, now())
+		h.fake.run(id1, podLabels("app"), 100, now)
 		h.fake.exit(id1, 137, now(), now())
-		h.exits()
+		h.awaitExits(map[string]uint64{webName + " 137 unknown": 1})
 		h.cut()
 		h.fake.remove(id1, now())
 		h.connect()
-		h.wantExits(map[string]uint64{webName + " 137": 1})
+		h.awaitExits(map[string]uint64{webName + " 137 unknown": 1})
 	})
 	t.Run("running when removed during a cut: an exit of unknown code", func(t *testing.T) {
 		h := newHarness(t)
 		now := step()
-		h.fake.create(id1, podLabels("app"), now())
-		h.fake.start(id1, 100, now())
+		h.fake.run(id1, podLabels("app"), 100, now)
 		h.connect()
 		h.cut()
 		h.fake.exit(id1, 137, now(), now())
 		h.fake.remove(id1, now())
 		h.connect()
-		h.wantExits(map[string]uint64{webName + " -1": 1})
+		h.awaitExits(map[string]uint64{webName + " -1 unknown": 1})
 	})
 	t.Run("a ctr container's task deleted and started again during a cut: two runs, two exits", func(t *testing.T) {
 		h := newHarness(t)
 		now := step()
-		h.fake.create(id1, nil, now())
-		h.fake.start(id1, 100, now())
+		h.fake.run(id1, nil, 100, now)
 		h.connect()
 		h.cut()
 		h.fake.exit(id1, 137, now(), now())
 		h.fake.start(id1, 101, now()) // ctr task delete, ctr task start
 		h.connect()
 		h.fake.exit(id1, 0, now(), now())
-		h.wantExits(map[string]uint64{id1 + " -1": 1, id1 + " 0": 1})
+		h.awaitExits(map[string]uint64{id1 + " -1 unknown": 1, id1 + " 0 none": 1})
 	})
 }
