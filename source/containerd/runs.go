@@ -7,16 +7,13 @@ import "time"
 // tells runs apart by start times in the order S ≤ E < D < next S (S the
 // run's start as a reconcile describes it, E its start event, D its exit
 // event), so the source gives each run a start time of its own that keeps
-// that order, and reuses it every time it describes the run again:
-//   - a run first seen by its start event: E itself;
-//   - a run first found by a reconcile: the container's creation time for
-//     its first run (a kubelet's container has no other), or just after the
-//     latest start and exit this source saw of the container: both bound
-//     the new run's start from below and its start event from above.
-//
-// The book lives as long as the source; an exporter restarted from saved
-// state starts an empty one, and creation times still order a container's
-// first run correctly.
+// that order, and reuses it every time it describes the run again: the
+// container's creation time for its first run (a kubelet's container has
+// no other), so that an exporter restarted from saved state, with an
+// empty book, finds the same; for a later run (a task started again in
+// the same container, by ctr) just after the latest start and exit this
+// source saw of the container, which bound the new run's start from below
+// and its start event from above.
 
 // runNote is what the source last said about a container's run.
 type runNote struct {
@@ -31,15 +28,13 @@ type runNote struct {
 // uses it.
 type runBook map[string]*runNote
 
-// started records a start event at of the run with pid, and returns the
-// start time to describe the run with: the one a reconcile already gave
-// it, else at.
-func (b runBook) started(id string, pid int, at time.Time) time.Time {
+// started records a start event of the run with pid, and returns the
+// start time to describe it with.
+func (b runBook) started(id string, pid int, created time.Time) time.Time {
 	if n := b[id]; n != nil && n.pid == pid && n.exited.IsZero() {
 		return n.start
 	}
-	b[id] = &runNote{pid: pid, start: at}
-	return at
+	return b.next(id, pid, created)
 }
 
 // exited records the exit of the run with pid at exitedAt, and returns the
@@ -53,12 +48,16 @@ func (b runBook) exited(id string, pid int, exitedAt time.Time, created time.Tim
 // startOf returns the start time of the run with pid (0: the latest run,
 // whatever its pid) found by a reconcile of a container created at created.
 func (b runBook) startOf(id string, pid int, created time.Time) time.Time {
-	n := b[id]
-	if n != nil && (pid == 0 || n.pid == pid) {
+	if n := b[id]; n != nil && (pid == 0 || n.pid == pid) {
 		return n.start
 	}
+	return b.next(id, pid, created)
+}
+
+// next records a run after every one the book knows of id.
+func (b runBook) next(id string, pid int, created time.Time) time.Time {
 	start := created
-	if n != nil {
+	if n := b[id]; n != nil {
 		start = latest(start, n.start.Add(time.Nanosecond), n.exited.Add(time.Nanosecond))
 	}
 	b[id] = &runNote{pid: pid, start: start}

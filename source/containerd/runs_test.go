@@ -12,8 +12,8 @@ import (
 )
 
 // The start times the book gives keep the ledger's order S ≤ E < D < next
-// S, however a run was first seen, and stay the same each time a run is
-// described again.
+// S, however a run was first seen, stay the same each time a run is
+// described again, and for a first run are what an empty book gives too.
 func TestRunBookStartTimes(t *testing.T) {
 	created := time.Unix(1000, 0)
 	ms := func(n int) time.Time { return created.Add(time.Duration(n) * time.Millisecond) }
@@ -23,42 +23,42 @@ func TestRunBookStartTimes(t *testing.T) {
 		steps []func(b runBook) time.Time
 		want  []time.Time
 	}{
-		{"seen starting: its start event, again at the exit and in a reconcile",
+		{"a first run seen starting: the creation time, again at the exit and in a reconcile",
 			[]func(b runBook) time.Time{
-				func(b runBook) time.Time { return b.started(id1, 10, ms(5)) },
+				func(b runBook) time.Time { return b.started(id1, 10, created) },
 				func(b runBook) time.Time { return b.startOf(id1, 10, created) },
 				func(b runBook) time.Time { return b.exited(id1, 10, ms(9), created) },
 				func(b runBook) time.Time { return b.startOf(id1, 0, created) },
 			},
-			[]time.Time{ms(5), ms(5), ms(5), ms(5)}},
-		{"found by a reconcile first: the creation time, kept when its start event follows",
+			[]time.Time{created, created, created, created}},
+		{"a first run found by a reconcile: the creation time, kept when its start event follows",
 			[]func(b runBook) time.Time{
 				func(b runBook) time.Time { return b.startOf(id1, 10, created) },
-				func(b runBook) time.Time { return b.started(id1, 10, ms(5)) },
+				func(b runBook) time.Time { return b.started(id1, 10, created) },
 				func(b runBook) time.Time { return b.exited(id1, 10, ms(9), created) },
 			},
 			[]time.Time{created, created, created}},
-		{"a second task found by a reconcile: just after the first's exit",
+		{"a second task, found by a reconcile or seen starting: just after the first's exit",
 			[]func(b runBook) time.Time{
-				func(b runBook) time.Time { return b.started(id1, 10, ms(5)) },
+				func(b runBook) time.Time { return b.started(id1, 10, created) },
 				func(b runBook) time.Time { return b.exited(id1, 10, ms(9), created) },
 				func(b runBook) time.Time { return b.startOf(id1, 11, created) },
-				func(b runBook) time.Time { return b.started(id1, 11, ms(12)) },
+				func(b runBook) time.Time { return b.started(id1, 11, created) },
 			},
-			[]time.Time{ms(5), ms(5), ms(9).Add(time.Nanosecond), ms(9).Add(time.Nanosecond)}},
+			[]time.Time{created, created, ms(9).Add(time.Nanosecond), ms(9).Add(time.Nanosecond)}},
 		{"a second task whose first's exit was never seen: just after the first's start",
 			[]func(b runBook) time.Time{
-				func(b runBook) time.Time { return b.started(id1, 10, ms(5)) },
+				func(b runBook) time.Time { return b.started(id1, 10, created) },
 				func(b runBook) time.Time { return b.startOf(id1, 11, created) },
 			},
-			[]time.Time{ms(5), ms(5).Add(time.Nanosecond)}},
-		{"a new task seen starting after an exit: its own start event",
+			[]time.Time{created, created.Add(time.Nanosecond)}},
+		{"a new task seen starting after an exit, even with the pid reused",
 			[]func(b runBook) time.Time{
-				func(b runBook) time.Time { return b.started(id1, 10, ms(5)) },
+				func(b runBook) time.Time { return b.started(id1, 10, created) },
 				func(b runBook) time.Time { return b.exited(id1, 10, ms(9), created) },
-				func(b runBook) time.Time { return b.started(id1, 10, ms(12)) }, // even with the pid reused
+				func(b runBook) time.Time { return b.started(id1, 10, created) },
 			},
-			[]time.Time{ms(5), ms(5), ms(12)}},
+			[]time.Time{created, created, ms(9).Add(time.Nanosecond)}},
 	}
 	for _, c := range cases {
 		b := runBook{}

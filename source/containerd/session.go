@@ -192,7 +192,7 @@ func (s *Source) handle(ctx context.Context, env *apitypes.Envelope) {
 	}
 	switch ev.topic {
 	case topicTaskStart:
-		start := s.runs.started(ev.container, ev.pid, ev.at)
+		start := s.runs.started(ev.container, ev.pid, info.created)
 		s.tracker.Upsert(tracker.Meta{ID: ev.container, Pid: ev.pid})
 		s.tracker.Started(ev.container, ev.at)
 		s.tracker.DescribeRun(ev.container, ev.at, tracker.RunState{Running: true, StartedAt: start, Pid: ev.pid})

@@ -3,6 +3,7 @@ package containerd
 import (
 	"context"
 	"log/slog"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -258,6 +259,30 @@ func TestSessionCountsEachDeathOnce(t *testing.T) {
 		h.fake.remove(id1, now())
 		h.connect()
 		h.awaitExits(map[string]uint64{webName + " -1 unknown": 1})
+	})
+	t.Run("an exit while the exporter was down, found from saved state", func(t *testing.T) {
+		h := newHarness(t)
+		now := step()
+		h.connect()
+		h.fake.run(id1, podLabels("app"), 100, now)
+		h.fake.run(id2, nil, 200, now)
+		h.awaitExits(map[string]uint64{})
+		h.cut()
+		state := filepath.Join(t.TempDir(), "state.json")
+		if err := h.tracker.SaveState(state); err != nil {
+			t.Fatal(err)
+		}
+		// The exporter is down: both die; then a new exporter starts.
+		h.fake.exit(id1, 137, now(), now())
+		h.fake.exit(id2, 3, now(), now())
+		next := newHarness(t)
+		next.fake = h.fake
+		next.src.opts.Address, next.src.target = h.src.opts.Address, h.src.target
+		if err := next.tracker.LoadState(state); err != nil {
+			t.Fatal(err)
+		}
+		next.connect()
+		next.awaitExits(map[string]uint64{webName + " 137 unknown": 1, id2 + " 3 none": 1})
 	})
 	t.Run("a ctr container's task deleted and started again during a cut: two runs, two exits", func(t *testing.T) {
 		h := newHarness(t)
