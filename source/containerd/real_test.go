@@ -9,8 +9,9 @@ import (
 )
 
 // On a real containerd: every death of a task's init counted once, with
-// its code, live and across cuts; an exec's exit never; an OOM kill with
-// containerd's /tasks/oom as its evidence.
+// its code, live and across cuts; an exec's exit never, nor a death in a
+// namespace not followed; an OOM kill with containerd's /tasks/oom as its
+// evidence.
 func TestRealContainerdCountsEachDeathOnce(t *testing.T) {
 	testrig.SkipInShortLoop(t)
 	c := testrig.StartContainerd(t)
@@ -39,6 +40,10 @@ func TestRealContainerdCountsEachDeathOnce(t *testing.T) {
 	}
 	c.Run(t, ns, "exits-7", nil, "-sleep", "100ms", "-exit", "7")
 	c.Run(t, ns, "oom", []string{"--memory-limit", "33554432"}, "-alloc", "200")
+	// A namespace not followed (as Docker's moby is not): its deaths are
+	// not this source's.
+	c.Run(t, "elsewhere", "other", nil)
+	c.Ctr(t, "elsewhere", "task", "kill", "-s", "SIGKILL", "other")
 	h.awaitExits(map[string]uint64{"killed 137 unknown": 1, "exits-7 7 none": 1, "oom 137 oom": 1})
 
 	// Cut: what happens now is seen by no event.
