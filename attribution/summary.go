@@ -538,30 +538,22 @@ func (s *summary) none() {
 
 func (s *summary) graceful() {
 	f := s.f
-	if f.kubeKill() {
+	switch {
+	case f.kubeKill():
 		s.str("Stopped gracefully: the kubelet sent SIGTERM ")
 		s.kubeKill()
-		s.str(" and the init ")
-		if s.v.Exit.ExitCode == 128+15 {
-			s.str("died of it, ")
-		} else {
-			s.str("exited with its own ")
+	case f.has(roleStop) || f.has(roleTerm):
+		s.str("Stopped gracefully: docker stop sent SIGTERM")
+		if c := s.latest(roleTerm); c != nil {
+			s.str(" ")
+			s.offset(c)
 		}
-		s.code()
-		s.notCause()
-		return
-	}
-	if !f.has(roleStop) && !f.has(roleTerm) {
+	default:
 		s.str("Exited with ")
 		s.code()
 		s.str(": a graceful stop, not a SIGKILL (the SIGTERM's sender was not seen)")
 		s.notCause()
 		return
-	}
-	s.str("Stopped gracefully: docker stop sent SIGTERM")
-	if c := s.latest(roleTerm); c != nil {
-		s.str(" ")
-		s.offset(c)
 	}
 	if s.v.Exit.ExitCode == 128+15 {
 		s.str(" and the init died of it, ")

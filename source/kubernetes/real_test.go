@@ -56,6 +56,28 @@ func runSource(t *testing.T, kubeconfig, node string, sink source.Sink) (*Source
 	return s, health
 }
 
+// startRig starts the cluster rig with the helper image imported, and a
+// source on its node, up.
+func startRig(t *testing.T) (*testrig.Kube, string, *collected) {
+	testrig.SkipInShortLoop(t)
+	k := testrig.StartKube(t, testrig.KubeOptions{})
+	image := k.ImportHelperImage(t)
+	told := &collected{}
+	_, health := runSource(t, k.Kubeconfig, k.Node, told)
+	waitFor(t, "the source up", health.Up)
+	return k, image, told
+}
+
+// runningID waits for pod default/name's container to run and returns
+// its id.
+func runningID(t *testing.T, k *testrig.Kube, name string) string {
+	p := k.WaitPod(t, "default", name, time.Minute, "running", func(p *v1.Pod) bool {
+		cs := p.Status.ContainerStatuses
+		return len(cs) == 1 && cs[0].State.Running != nil
+	})
+	return containerID(p.Status.ContainerStatuses[0].ContainerID)
+}
+
 // rigPod is a pod of the helper image that ignores SIGTERM, on the host
 // network, bound to node, with a 2 s grace period and more spec lines.
 func rigPod(name, node, image, more string) string {
@@ -79,11 +101,7 @@ spec:
 // deleted through the API; the source tells each for the run that died.
 // With a token the API refuses, it is down and says so at a death.
 func TestRealKubeletKills(t *testing.T) {
-	testrig.SkipInShortLoop(t)
-	k := testrig.StartKube(t, testrig.KubeOptions{})
-	image := k.ImportHelperImage(t)
-	told := &collected{}
-	_, health := runSource(t, k.Kubeconfig, k.Node, told)
+	k, image, told := startRig(t)
 
 	// A liveness probe on a port nobody listens on.
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -98,7 +116,6 @@ func TestRealKubeletKills(t *testing.T) {
       failureThreshold: 1
 `, port)))
 	k.Apply(t, rigPod("deleted", k.Node, image, ""))
-	waitFor(t, "the source up", health.Up)
 
 	p := k.WaitPod(t, "default", "probe-kill", 2*time.Minute, "a restart after a probe kill", func(p *v1.Pod) bool {
 		cs := p.Status.ContainerStatuses
@@ -127,11 +144,7 @@ func TestRealKubeletKills(t *testing.T) {
 		t.Logf("verdict: %s %s: %s", v.Cause, v.Strength, v.Summary)
 	}
 
-	running := k.WaitPod(t, "default", "deleted", time.Minute, "running", func(p *v1.Pod) bool {
-		cs := p.Status.ContainerStatuses
-		return len(cs) == 1 && cs[0].State.Running != nil
-	})
-	id := containerID(running.Status.ContainerStatuses[0].ContainerID)
+	id := runningID(t, k, "deleted")
 	k.Kubectl(t, "delete", "pod", "deleted", "--wait=false")
 	var deletion attribution.Evidence
 	waitFor(t, "the deletion's evidence", func() (ok bool) {
@@ -168,18 +181,9 @@ func TestRealKubeletKills(t *testing.T) {
 // running container, and nothing for the ContainerStatusUnknown the
 // kubelet makes up afterwards.
 func TestRealEviction(t *testing.T) {
-	testrig.SkipInShortLoop(t)
-	k := testrig.StartKube(t, testrig.KubeOptions{})
-	image := k.ImportHelperImage(t)
-	told := &collected{}
-	_, health := runSource(t, k.Kubeconfig, k.Node, told)
+	k, image, told := startRig(t)
 	k.Apply(t, rigPod("evicted", k.Node, image, ""))
-	waitFor(t, "the source up", health.Up)
-	running := k.WaitPod(t, "default", "evicted", time.Minute, "running", func(p *v1.Pod) bool {
-		cs := p.Status.ContainerStatuses
-		return len(cs) == 1 && cs[0].State.Running != nil
-	})
-	id := containerID(running.Status.ContainerStatuses[0].ContainerID)
+	id := runningID(t, k, "evicted")
 
 	// The threshold must stay below the capacity (the kubelet reserves it),
 	// and above what is available: 64 MiB under the host's memory.
