@@ -69,7 +69,9 @@ func (n *node) podSeen(p *v1.Pod, now time.Time) {
 	}
 	if p.DeletionTimestamp != nil {
 		for _, k := range st.stopping {
-			n.killContainer(st, k)
+			if deletedBy(p, k.at) {
+				n.killContainer(st, k)
+			}
 		}
 		st.stopping = nil
 	}
@@ -114,6 +116,8 @@ func (n *node) eventSeen(e *v1.Event) {
 		n.killPod(st, k)
 	case k.stopping && st.p.DeletionTimestamp == nil:
 		st.stopping = append(st.stopping, k)
+	case k.stopping && !deletedBy(st.p, k.at):
+		// Stopped before the deletion was asked for: for another reason.
 	default:
 		n.killContainer(st, k)
 	}
@@ -221,6 +225,19 @@ func (st *pod) first(kind attribution.Kind, id string) bool {
 	}
 	st.said[key] = true
 	return true
+}
+
+// deletedBy reports whether the pod's deletion had been asked for by t
+// (its deletionTimestamp is the request's time plus the grace period).
+func deletedBy(p *v1.Pod, t time.Time) bool {
+	if p.DeletionTimestamp == nil {
+		return false
+	}
+	asked := p.DeletionTimestamp.Time
+	if g := p.DeletionGracePeriodSeconds; g != nil {
+		asked = asked.Add(-time.Duration(*g) * time.Second)
+	}
+	return !t.Before(asked.Add(-stampSlack))
 }
 
 // deletionNote says when the pod was deleted, and its grace period.

@@ -123,6 +123,23 @@ func TestNode(t *testing.T) {
 				n.podSeen(deleting(runningPod()), t0.Add(2*sec))
 			},
 			want: []told{{attribution.KindKubeDeletion, run1, 0}}},
+		{name: "an evicted pod's stop, the pod deleted minutes later: no deletion",
+			steps: func(n *node) {
+				n.podSeen(runningPod(), t0)
+				n.eventSeen(evicted)
+				n.eventSeen(stopApp)
+				later := deleting(runningPod()) // its status still names run1
+				later.DeletionTimestamp.Time = t0.Add(5 * time.Minute)
+				n.podSeen(later, t0.Add(5*time.Minute))
+			},
+			want: []told{{attribution.KindKubeEviction, side1, 0}, {attribution.KindKubeEviction, run1, 0}}},
+		{name: "a stop delivered after a later deletion, stamped before it: no deletion",
+			steps: func(n *node) {
+				later := deleting(runningPod())
+				later.DeletionTimestamp.Time = t0.Add(5 * time.Minute)
+				n.podSeen(later, t0.Add(5*time.Minute))
+				n.eventSeen(stopApp)
+			}},
 		{name: "stopping container of a pod never deleted: nothing",
 			steps: func(n *node) { n.podSeen(runningPod(), t0); n.eventSeen(stopApp); n.expire(t0.Add(time.Hour)) }},
 		{name: "a stop waiting for the deletion expires",
