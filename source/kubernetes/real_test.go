@@ -116,6 +116,7 @@ func TestRealKubeletKills(t *testing.T) {
       failureThreshold: 1
 `, port)))
 	k.Apply(t, rigPod("deleted", k.Node, image, ""))
+	k.Apply(t, rigPod("evicted-by-api", k.Node, image, ""))
 
 	p := k.WaitPod(t, "default", "probe-kill", 2*time.Minute, "a restart after a probe kill", func(p *v1.Pod) bool {
 		cs := p.Status.ContainerStatuses
@@ -154,6 +155,34 @@ func TestRealKubeletKills(t *testing.T) {
 	t.Logf("deletion: %+v", deletion)
 	if !strings.Contains(deletion.Detail, "Stopping container app") || deletion.GraceSeconds != 2 {
 		t.Errorf("deletion evidence %+v: want the event's words and the 2 s grace period", deletion)
+	}
+
+	// The Eviction API: the API server sets DisruptionTarget, then deletes
+	// the pod; the eviction outweighs the deletion that carried it out.
+	id = runningID(t, k, "evicted-by-api")
+	eviction := filepath.Join(t.TempDir(), "eviction.json")
+	if err := os.WriteFile(eviction, []byte(`{"apiVersion": "policy/v1", "kind": "Eviction",
+		"metadata": {"name": "evicted-by-api", "namespace": "default"}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	k.Kubectl(t, "create", "--raw", "/api/v1/namespaces/default/pods/evicted-by-api/eviction", "-f", eviction)
+	var evicted, carriedOut attribution.Evidence
+	waitFor(t, "the eviction's and the deletion's evidence", func() bool {
+		var ok1, ok2 bool
+		evicted, ok1 = told.find(attribution.KindKubeEviction, id)
+		carriedOut, ok2 = told.find(attribution.KindKubeDeletion, id)
+		return ok1 && ok2
+	})
+	t.Logf("Eviction API: %+v and %+v", evicted, carriedOut)
+	if !strings.Contains(evicted.Detail, "EvictionByEvictionAPI") {
+		t.Errorf("eviction evidence %+v: want the DisruptionTarget reason", evicted)
+	}
+	// The death one grace period later, as the runtime source sees it.
+	exit = attribution.Exit{ContainerID: id, ExitCode: 137, Time: carriedOut.Time.Add(2 * time.Second), Kubernetes: true}
+	if v := attribution.Decide(exit, []attribution.Evidence{evicted, carriedOut}, 30*time.Second); v.Cause != attribution.CauseEviction {
+		t.Errorf("verdict %s (%s), want eviction", v.Cause, v.Summary)
+	} else {
+		t.Logf("verdict: %s %s: %s", v.Cause, v.Strength, v.Summary)
 	}
 
 	// A token the API server does not know: down, and said at a death.
