@@ -49,7 +49,7 @@ func (x *evidenceIndex) appendTo(list []attribution.Evidence, e attribution.Evid
 	}
 	// Items arrive roughly in time order: the head holds the oldest.
 	dropped := 0
-	for dropped < len(list) && list[dropped].Time.Before(oldest) {
+	for dropped < len(list) && list[dropped].Reach().Before(oldest) {
 		dropped++
 	}
 	if dropped == 0 && x.n >= maxEvidence && len(list) > 0 {
@@ -68,7 +68,7 @@ func (x *evidenceIndex) prune(oldest time.Time) {
 	keep := func(list []attribution.Evidence) []attribution.Evidence {
 		kept := list[:0]
 		for _, e := range list {
-			if !e.Time.Before(oldest) {
+			if !e.Reach().Before(oldest) {
 				kept = append(kept, e)
 			}
 		}
@@ -102,7 +102,7 @@ func (x *evidenceIndex) around(id string, pid int, from, to time.Time) []attribu
 	out := make([]attribution.Evidence, 0, len(x.byContainer[id])+len(byPid)+len(x.host))
 	pick := func(list []attribution.Evidence) {
 		for _, e := range list {
-			if !e.Time.Before(from) && !e.Time.After(to) {
+			if !e.Reach().Before(from) && !e.Time.After(to) {
 				out = append(out, e)
 			}
 		}

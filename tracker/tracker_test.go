@@ -157,3 +157,20 @@ func TestKubeContainerFindsThePodsRunningContainer(t *testing.T) {
 		t.Fatal("found a container the pod does not have")
 	}
 }
+
+// The kubelet's kill comes a grace period before the death it causes (30s
+// by default, as long as the window): the evidence is kept and found for
+// as long as its grace reaches.
+func TestKubeletKillReachesPastTheWindow(t *testing.T) {
+	tr, now := newTestTracker()
+	tr.Upsert(Meta{ID: id, Name: "shop/web-0/app", PodUID: "u1", Container: "app"})
+	tr.Started(id, t0)
+	kill := t0.Add(10 * time.Second)
+	tr.AddEvidence(attribution.Evidence{Container: id, Time: kill, Kind: attribution.KindKubeProbe, GraceSeconds: 30,
+		Source: "kubernetes", Detail: "event Killing: Container app failed liveness probe, will be restarted"})
+	*now = kill.Add(40 * time.Second)
+	tr.Died(id, kill.Add(30*time.Second+500*time.Millisecond), 137)
+	if v := tr.Verdicts("shop/web-0/app"); len(v) != 1 || v[0].Cause != attribution.CauseProbe {
+		t.Fatalf("a probe kill 30.5s before the death, grace 30s, window 30s: %+v", v)
+	}
+}
