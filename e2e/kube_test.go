@@ -120,7 +120,7 @@ func TestKubernetesVerdicts(t *testing.T) {
 		threshold := fmt.Sprintf("%dMi", memTotalMiB(t)-64)
 		k.RestartKubelet(t, func(cfg map[string]any) {
 			cfg["evictionHard"] = map[string]any{"memory.available": threshold}
-			})
+		})
 		t.Cleanup(func() { k.RestartKubelet(t, func(cfg map[string]any) { delete(cfg, "evictionHard") }) })
 		k.WaitPod(t, "default", "evictee", 3*time.Minute, "evicted", func(p *corev1.Pod) bool { return p.Status.Reason == "Evicted" })
 		waitExits("evictee", map[string]string{"cause": "eviction", "exit_code": "137"}, 1)
