@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -37,7 +38,8 @@ const (
 // ServiceAccount may do, scrapes the pod's /metrics until the containerd
 // and kubernetes sources are up, then sees an OOM kill, a liveness-probe
 // kill and a deletion past the grace period counted by their causes, with
-// the evidence at the pod's /explain.
+// the evidence at the pod's /explain, and each cause's alert firing in a
+// Prometheus that scrapes the pod with the shipped rules.
 func TestDaemonSetOnCluster(t *testing.T) {
 	testrig.SkipInShortLoop(t)
 	testrig.Docker(t) // builds the image
@@ -77,6 +79,8 @@ func TestDaemonSetOnCluster(t *testing.T) {
 		return info == 1 && limit == float64(ds.Spec.Template.Spec.Containers[0].Resources.Limits.Memory().Value())
 	})
 
+	prom := scrapeWithPrometheus(t, exporter)
+
 	const ns = "e137-deploy"
 	k.Kubectl(t, "create", "namespace", ns)
 	waitUntil(t, time.Minute, "the namespace's default service account", func() bool {
@@ -100,7 +104,11 @@ func TestDaemonSetOnCluster(t *testing.T) {
 	})
 	k.Kubectl(t, "-n", ns, "delete", "pod", "deleted", "--wait=false")
 
-	for _, w := range []struct{ pod, cause string }{{"oom", "oom"}, {"deleted", "deletion"}, {"probe", "probe"}} {
+	for _, w := range []struct{ pod, cause, alert string }{
+		{"oom", "oom", "Exit137ContainerOOMKilled"},
+		{"deleted", "deletion", "Exit137ContainerKilledAtDeletion"},
+		{"probe", "probe", "Exit137ContainerKilledByProbe"},
+	} {
 		name := ns + "/" + w.pod + "/app"
 		match := map[string]string{"namespace": ns, "pod": w.pod, "container": "app", "exit_code": "137", "cause": w.cause}
 		waitCountedExit(t, exporter, 2*time.Minute, name, match)
@@ -116,7 +124,34 @@ func TestDaemonSetOnCluster(t *testing.T) {
 		if w.cause != "oom" && !strings.Contains(explain, "kubernetes") {
 			t.Errorf("explain %s cites no Kubernetes evidence:\n%s", name, explain)
 		}
+		prom.WaitQuery(t, time.Minute, fmt.Sprintf(`ALERTS{alertname=%q, alertstate="firing", namespace=%q, pod=%q, container="app"}`,
+			w.alert, ns, w.pod))
 	}
+}
+
+// scrapeWithPrometheus runs Prometheus on loopback with deploy/'s config
+// and alerts/'s rules, scraping the exporter's pod every second, so that
+// the alerts fire on what the pod serves. (No Alertmanager: ALERTS says
+// what fires.)
+func scrapeWithPrometheus(t *testing.T, exporter *testrig.Exporter) *testrig.Chain {
+	t.Helper()
+	if _, err := exec.LookPath(testrig.PrometheusBin); err != nil {
+		testrig.Need(t, "%s is not installed (apt-get install prometheus): %v", testrig.PrometheusBin, err)
+	}
+	config, err := testrig.PrometheusConfig(strings.TrimPrefix(exporter.URL, "http://"), testrig.FreeAddr(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	configPath := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(configPath, config, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr := testrig.FreeAddr(t)
+	c := &testrig.Chain{Exporter: exporter, Started: time.Now(), Prometheus: testrig.StartServer(t, "prometheus", testrig.PrometheusBin, addr,
+		"--config.file="+configPath, "--storage.tsdb.path="+filepath.Join(dir, "tsdb"), "--web.listen-address="+addr)}
+	c.WaitQuery(t, 30*time.Second, `up{job="`+testrig.ChainJob+`"} == 1`)
+	return c
 }
 
 // importExporterImage builds the exporter's image with scripts/build-image
