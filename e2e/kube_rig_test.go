@@ -42,6 +42,10 @@ func TestKubeRig(t *testing.T) {
 		t.Errorf("containerd has no sandbox and container labelled with the pod's name:\n%s", ctrs)
 	}
 
+	if out := k.Crictl(t, "pods", "--name", "sleeper", "--state", "ready", "-q"); out == "" {
+		t.Error("crictl shows no ready sandbox of the pod")
+	}
+
 	crash := k.WaitPod(t, "default", "crasher", 3*time.Minute, "restartCount 2", func(p *corev1.Pod) bool {
 		return len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].RestartCount >= 2
 	})

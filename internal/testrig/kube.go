@@ -54,8 +54,9 @@ type Kube struct {
 	// Node is the kubelet's node name.
 	Node       string
 	Containerd *Containerd
-	// ContainerdAddress is the CRI and containerd socket.
-	ContainerdAddress string
+	// ContainerdAddress is the CRI and containerd socket; CrictlConfig
+	// points crictl at it (crictl --config, CRI_CONFIG_FILE).
+	ContainerdAddress, CrictlConfig string
 
 	pki           kubePKI
 	opts          KubeOptions
@@ -99,6 +100,11 @@ func StartKube(t testing.TB, opts KubeOptions) *Kube {
 	k.CACert = k.pki.CACert
 	k.Containerd = startContainerd(t, filepath.Join(dir, "containerd"))
 	k.ContainerdAddress = k.Containerd.Address
+	k.CrictlConfig = filepath.Join(dir, "crictl.yaml")
+	crictl := fmt.Sprintf("runtime-endpoint: unix://%s\nimage-endpoint: unix://%[1]s\ntimeout: 30\n", k.ContainerdAddress)
+	if err := os.WriteFile(k.CrictlConfig, []byte(crictl), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	k.Containerd.ImportHelperImage(t, KubeNamespace) // the sandbox image
 	k.Containerd.acceptHostNetworkPods(t)
 	etcd := k.startEtcd(t)
@@ -400,6 +406,16 @@ func (k *Kube) Kubectl(t testing.TB, args ...string) string {
 	return out
 }
 
+// Crictl runs crictl against the rig's CRI and returns its output.
+func (k *Kube) Crictl(t testing.TB, args ...string) string {
+	t.Helper()
+	out, err := runBounded(time.Minute, nil, filepath.Join(k.bin, "crictl"), append([]string{"--config=" + k.CrictlConfig}, args...)...)
+	if err != nil {
+		t.Fatalf("crictl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
 // Apply applies manifests (YAML, documents separated by ---).
 func (k *Kube) Apply(t testing.TB, manifests string) {
 	t.Helper()
@@ -517,8 +533,13 @@ func lockFile(t testing.TB, path string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		t.Fatal(err)
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		start := time.Now()
+		t.Logf("waiting for %s: another rig runs", path)
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("waited %s for %s", time.Since(start).Round(time.Second), path)
 	}
 	t.Cleanup(func() { f.Close() }) // closing releases the lock
 }

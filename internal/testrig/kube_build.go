@@ -19,8 +19,23 @@ const (
 	kubeStaging    = "v0.34.4" // k8s.io/* staging modules of KubeVersion
 	EtcdVersion    = "v3.6.4"
 	CrictlVersion  = "v1.34.0"
-	kubeBuildStamp = KubeVersion + " etcd " + EtcdVersion + " crictl " + CrictlVersion
+	kubeBuildStamp = KubeVersion + " (version stamped) etcd " + EtcdVersion + " crictl " + CrictlVersion
 )
+
+// kubeVersionLDFlags stamp the version into the Kubernetes binaries, as
+// Kubernetes' own build does (hack/lib/version.sh): without them every
+// component says v0.0.0-master, the node's kubeletVersion too.
+func kubeVersionLDFlags() string {
+	major, rest, _ := strings.Cut(strings.TrimPrefix(KubeVersion, "v"), ".")
+	minor, _, _ := strings.Cut(rest, ".")
+	var flags []string
+	for _, pkg := range []string{"k8s.io/component-base/version", "k8s.io/client-go/pkg/version"} {
+		for _, kv := range []string{"gitVersion=" + KubeVersion, "gitMajor=" + major, "gitMinor=" + minor, "gitTreeState=clean"} {
+			flags = append(flags, "-X "+pkg+"."+kv)
+		}
+	}
+	return strings.Join(flags, " ")
+}
 
 // KubeBinaries are the programs the rig runs, built into KubeBinDir.
 var KubeBinaries = []string{"kube-apiserver", "kubelet", "kubectl", "kube-scheduler", "kube-controller-manager", "etcd", "crictl"}
@@ -98,7 +113,7 @@ func BuildKubeBinaries(logf func(format string, args ...any)) error {
 			// Kubernetes' (GOBIN is bin).
 			err = step(name, "install", "sigs.k8s.io/cri-tools/cmd/crictl@"+CrictlVersion)
 		default:
-			err = step(name, "build", "-o", filepath.Join(bin, name), "k8s.io/kubernetes/cmd/"+name)
+			err = step(name, "build", "-ldflags="+kubeVersionLDFlags(), "-o", filepath.Join(bin, name), "k8s.io/kubernetes/cmd/"+name)
 		}
 		if err != nil {
 			return err

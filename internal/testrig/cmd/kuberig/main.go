@@ -77,8 +77,8 @@ func up(controllers bool) {
 	image := k.ImportHelperImage(r)
 	env := strings.Join([]string{
 		"export KUBECONFIG=" + k.Kubeconfig,
-		"export CONTAINER_RUNTIME_ENDPOINT=unix://" + k.ContainerdAddress, // crictl
-		"export CONTAINERD_ADDRESS=" + k.ContainerdAddress,                // ctr
+		"export CRI_CONFIG_FILE=" + k.CrictlConfig,         // crictl
+		"export CONTAINERD_ADDRESS=" + k.ContainerdAddress, // ctr
 		"export CONTAINERD_NAMESPACE=" + testrig.KubeNamespace,
 		"export PATH=" + testrig.KubeBinDir() + ":$PATH",
 	}, "\n") + "\n"
