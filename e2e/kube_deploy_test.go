@@ -39,7 +39,8 @@ const (
 // and kubernetes sources are up, then sees an OOM kill, a liveness-probe
 // kill and a deletion past the grace period counted by their causes, with
 // the evidence at the pod's /explain, and each cause's alert firing in a
-// Prometheus that scrapes the pod with the shipped rules.
+// Prometheus that scrapes the pod with the shipped rules, and the probe
+// pod's restarts firing the probe-kill loop.
 func TestDaemonSetOnCluster(t *testing.T) {
 	testrig.SkipInShortLoop(t)
 	testrig.Docker(t) // builds the image
@@ -127,6 +128,9 @@ func TestDaemonSetOnCluster(t *testing.T) {
 		prom.WaitQuery(t, time.Minute, fmt.Sprintf(`ALERTS{alertname=%q, alertstate="firing", namespace=%q, pod=%q, container="app"}`,
 			w.alert, ns, w.pod))
 	}
+	// The probe pod is restarted and killed again, its exits adding up
+	// under its one name: a probe-kill loop by the third.
+	prom.WaitQuery(t, 3*time.Minute, fmt.Sprintf(`ALERTS{alertname="Exit137ContainerProbeKillLoop", alertstate="firing", namespace=%q, pod="probe", container="app"}`, ns))
 }
 
 // scrapeWithPrometheus runs Prometheus on loopback with deploy/'s config
