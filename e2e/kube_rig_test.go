@@ -46,6 +46,18 @@ func TestKubeRig(t *testing.T) {
 		t.Error("crictl shows no ready sandbox of the pod")
 	}
 
+	// A kubelet restarted with another configuration finds the pod's
+	// container running on in containerd.
+	before := pod.Status.ContainerStatuses[0].ContainerID
+	k.RestartKubelet(t, func(cfg map[string]any) { cfg["evictionPressureTransitionPeriod"] = "10s" })
+	if !strings.Contains(readFile(t, filepath.Join(k.Dir, "kubelet.json")), `"evictionPressureTransitionPeriod": "10s"`) {
+		t.Error("the restarted kubelet's configuration lacks the change")
+	}
+	k.WaitPod(t, "default", "sleeper", time.Minute, "the same container running after the kubelet's restart", func(p *corev1.Pod) bool {
+		cs := p.Status.ContainerStatuses
+		return len(cs) == 1 && cs[0].Ready && cs[0].ContainerID == before && cs[0].RestartCount == 0
+	})
+
 	crash := k.WaitPod(t, "default", "crasher", 3*time.Minute, "restartCount 2", func(p *corev1.Pod) bool {
 		return len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].RestartCount >= 2
 	})
@@ -259,6 +271,15 @@ func waitUntil(t *testing.T, within time.Duration, what string, cond func() bool
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 func errString(err error) string {

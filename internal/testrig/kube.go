@@ -362,12 +362,14 @@ func (k *Kube) startKubelet(t testing.TB) {
 // pods' containers run on in containerd meanwhile.
 func (k *Kube) RestartKubelet(t testing.TB, mutate func(cfg map[string]any)) {
 	t.Helper()
+	start := time.Now()
 	k.stopProcess("kubelet")
 	if mutate != nil {
 		mutate(k.kubeletConfig)
 	}
 	k.startKubelet(t)
 	k.waitNodeReady(t, 2*time.Minute)
+	t.Logf("kubelet restarted in %s", time.Since(start).Round(10*time.Millisecond))
 }
 
 // waitNodeReady waits until the node is registered and Ready.
