@@ -61,6 +61,9 @@ func loadKubeManifests(t *testing.T) kubeManifests {
 	if err := yaml.UnmarshalStrict(readKube(t, "kustomization.yaml"), &kustomization); err != nil {
 		t.Fatalf("kustomization.yaml: %v", err)
 	}
+	if kustomization.APIVersion != "kustomize.config.k8s.io/v1beta1" || kustomization.Kind != "Kustomization" {
+		t.Errorf("kustomization.yaml is %s %s", kustomization.APIVersion, kustomization.Kind)
+	}
 	onDisk, _ := filepath.Glob(filepath.Join(kubeDir(), "*.yaml"))
 	var want []string
 	for _, f := range onDisk {

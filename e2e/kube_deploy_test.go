@@ -57,7 +57,8 @@ func TestDaemonSetOnCluster(t *testing.T) {
 		if t.Failed() { // from the kubelet's log directory: the API cannot reach the kubelet by the node's name
 			logs, _ := filepath.Glob(filepath.Join(k.Dir, "pod-logs", deployNamespace+"_"+pod+"_*", "*", "*.log"))
 			for _, f := range logs {
-				t.Logf("--- %s:\n%s", f, readDeployFile(t, f))
+				b, _ := os.ReadFile(f)
+				t.Logf("--- %s:\n%s", f, b)
 			}
 		}
 	})
@@ -169,34 +170,32 @@ func importExporterImage(t *testing.T, k *testrig.Kube) {
 	k.ImportImage(t, archive)
 }
 
-// rigManifests are deploy/kubernetes's manifests in the kustomization's
-// order, the DaemonSet changed only where the rig differs from a node:
-// the image is imported, not pulled; no CNI plugin runs, so the pod uses
-// the host's network, listens on addr on loopback and its probes ask
-// there; no kube-proxy serves the kubernetes Service, so the in-cluster
-// config names the API server itself; containerd, its root, the pods'
-// logs and the exporter's state are in the rig's directory. It returns
-// the DaemonSet applied too.
+// rigManifests are deploy/kubernetes's manifests as `kubectl kustomize`
+// renders them (`kubectl apply -k`), the DaemonSet changed only where the
+// rig differs from a node: the image is imported, not pulled; no CNI
+// plugin runs, so the pod uses the host's network, listens on addr on
+// loopback and its probes ask there; no kube-proxy serves the kubernetes
+// Service, so the in-cluster config names the API server itself;
+// containerd, its root, the pods' logs and the exporter's state are in
+// the rig's directory. It returns the DaemonSet applied too.
 func rigManifests(t *testing.T, k *testrig.Kube, addr string) (string, *appsv1.DaemonSet) {
 	t.Helper()
-	dir := filepath.Join(testrig.RepoRoot(), "deploy", "kubernetes")
-	var kustomization struct {
-		Resources []string `json:"resources"`
-	}
-	if err := yaml.Unmarshal(readDeployFile(t, filepath.Join(dir, "kustomization.yaml")), &kustomization); err != nil {
-		t.Fatal(err)
-	}
-	var docs []string
+	docs := strings.Split(k.Kubectl(t, "kustomize", filepath.Join(testrig.RepoRoot(), "deploy", "kubernetes")), "\n---\n")
 	var ds appsv1.DaemonSet
-	for _, file := range kustomization.Resources {
-		text := string(readDeployFile(t, filepath.Join(dir, file)))
-		if file == "daemonset.yaml" {
-			if err := yaml.UnmarshalStrict([]byte(text), &ds); err != nil {
-				t.Fatalf("daemonset.yaml: %v", err)
-			}
-			text = adaptDaemonSet(t, k, &ds, addr)
+	for i, doc := range docs {
+		var meta metav1.TypeMeta
+		if err := yaml.Unmarshal([]byte(doc), &meta); err != nil {
+			t.Fatalf("kubectl kustomize, document %d: %v", i, err)
 		}
-		docs = append(docs, text)
+		if meta.Kind == "DaemonSet" {
+			if err := yaml.UnmarshalStrict([]byte(doc), &ds); err != nil {
+				t.Fatalf("the DaemonSet: %v", err)
+			}
+			docs[i] = adaptDaemonSet(t, k, &ds, addr)
+		}
+	}
+	if ds.Name == "" {
+		t.Fatalf("kubectl kustomize deploy/kubernetes renders no DaemonSet:\n%s", strings.Join(docs, "\n---\n"))
 	}
 	return strings.Join(docs, "\n---\n"), &ds
 }
@@ -352,13 +351,4 @@ func waitCountedExit(t *testing.T, e *testrig.Exporter, within time.Duration, na
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-}
-
-func readDeployFile(t *testing.T, path string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
