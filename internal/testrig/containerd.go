@@ -295,7 +295,7 @@ func (c *Containerd) Stop(t testing.TB) {
 		c.removeAllContainers(t)
 	}
 	stopByPID(c.proc, 10*time.Second)
-	for _, pid := range pidsWithArg(c.Address) {
+	for _, pid := range pidsMentioning(c.Address) {
 		t.Logf("containerd: killing shim %d left behind", pid)
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
@@ -390,25 +390,20 @@ func cgroupRoots() []string {
 	return roots
 }
 
-// pidsWithArg lists the processes with arg among their arguments: the
-// shims of one containerd carry its socket as -address.
-func pidsWithArg(arg string) []int {
+// pidsMentioning lists the processes with s in one of their arguments:
+// the shims of one containerd carry its socket as -address, the cluster
+// rig's programs their directory.
+func pidsMentioning(s string) []int {
 	entries, _ := os.ReadDir("/proc")
 	var pids []int
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
+		if err != nil || pid == os.Getpid() {
 			continue
 		}
 		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		for _, a := range bytes.Split(cmdline, []byte{0}) {
-			if string(a) == arg {
-				pids = append(pids, pid)
-				break
-			}
+		if err == nil && bytes.Contains(cmdline, []byte(s)) {
+			pids = append(pids, pid)
 		}
 	}
 	return pids

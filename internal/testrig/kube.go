@@ -79,6 +79,7 @@ func StartKube(t testing.TB, opts KubeOptions) *Kube {
 		Need(t, "the cluster rig runs as root")
 	}
 	lockFile(t, kubeLockPath)
+	sweepStaleKubeRigs(t)
 	if err := BuildKubeBinaries(t.Logf); err != nil {
 		Need(t, "building the cluster rig's binaries: %v", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"testing"
 )
 
 // The kubelet writes two places whatever its root directory: the device
@@ -45,5 +46,25 @@ func removeKubeletHostPaths(rigDir string, made []string) {
 	}
 	for i := len(made) - 1; i >= 0; i-- {
 		_ = syscall.Rmdir(made[i])
+	}
+}
+
+// sweepStaleKubeRigs removes what a rig whose test process was killed
+// left: its programs (each names the rig's directory in its arguments)
+// run on in sessions of their own, its pods in /kubepods. Called under
+// kubeLockPath, so no live rig is among them.
+func sweepStaleKubeRigs(t testing.TB) {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "e137-kube-*"))
+	for _, dir := range dirs {
+		for _, pid := range pidsMentioning(dir) {
+			t.Logf("killing pid %d of a rig an interrupted run left in %s", pid, dir)
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		unmountUnder(dir)
+		removeDir(t, dir)
+		removeKubeletHostPaths(dir, nil)
+	}
+	for _, root := range cgroupRoots() {
+		removeTestCgroup(t, filepath.Join(root, "kubepods"))
 	}
 }
