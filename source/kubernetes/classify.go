@@ -4,8 +4,6 @@ import (
 	"strings"
 	"time"
 
-	v1 "k8s.io/api/core/v1"
-
 	"github.com/exit137-exporter/exit137-exporter/attribution"
 )
 
@@ -19,9 +17,11 @@ const (
 
 	stoppingPrefix = "Stopping container " // a kill with no reason of its own
 
-	// DisruptionTarget reasons k8s.io/api has no constant for.
-	reasonEvictionAPI  = "EvictionByEvictionAPI"
-	reasonTaintManager = "DeletionByTaintManager"
+	// DisruptionTarget reasons.
+	reasonTerminationByKubelet  = "TerminationByKubelet"
+	reasonEvictionAPI           = "EvictionByEvictionAPI"
+	reasonPreemptionByScheduler = "PreemptionByScheduler"
+	reasonTaintManager          = "DeletionByTaintManager"
 )
 
 // kill is what one event or pod condition says the kubelet did or is
@@ -39,7 +39,7 @@ type kill struct {
 
 // eventKill reads a kubelet event about a pod; ok is false for events
 // that tell no kill.
-func eventKill(e *v1.Event) (k kill, ok bool) {
+func eventKill(e *apiEvent) (k kill, ok bool) {
 	k = kill{at: eventTime(e), detail: "event " + e.Reason + ": " + e.Message}
 	switch e.Reason {
 	case reasonKilling:
@@ -77,7 +77,7 @@ func isProbeKill(msg string) bool {
 // eventContainer names the container a kubelet event is about: its
 // object's field path (spec.containers{app}, spec.initContainers{x}),
 // else the name in a "Stopping container X" message.
-func eventContainer(e *v1.Event) string {
+func eventContainer(e *apiEvent) string {
 	fp := e.InvolvedObject.FieldPath
 	if open := strings.IndexByte(fp, '{'); open >= 0 && strings.HasSuffix(fp, "}") {
 		return fp[open+1 : len(fp)-1]
@@ -91,23 +91,23 @@ func eventContainer(e *v1.Event) string {
 // eventTime is when an event last happened: an events.k8s.io event's
 // eventTime or series, else the core event's lastTimestamp (whole
 // seconds).
-func eventTime(e *v1.Event) time.Time {
+func eventTime(e *apiEvent) time.Time {
 	switch {
 	case e.Series != nil && !e.Series.LastObservedTime.IsZero():
-		return e.Series.LastObservedTime.Time
+		return e.Series.LastObservedTime
 	case !e.EventTime.IsZero():
-		return e.EventTime.Time
+		return e.EventTime
 	case !e.LastTimestamp.IsZero():
-		return e.LastTimestamp.Time
+		return e.LastTimestamp
 	case !e.FirstTimestamp.IsZero():
-		return e.FirstTimestamp.Time
+		return e.FirstTimestamp
 	}
-	return e.CreationTimestamp.Time
+	return e.CreationTimestamp
 }
 
 // occurrences is how many times an event has happened: a repeat bumps
 // the count (or the series' count) of the same event object.
-func occurrences(e *v1.Event) int32 {
+func occurrences(e *apiEvent) int32 {
 	n := max(e.Count, 1)
 	if e.Series != nil {
 		n = max(n, e.Series.Count)
@@ -119,25 +119,25 @@ func occurrences(e *v1.Event) int32 {
 // DisruptionTarget condition, or the kubelet's Evicted or Preempting
 // status reason; seen is when the watch delivered it, the time of a status
 // reason that has none.
-func podKill(p *v1.Pod, seen time.Time) (k kill, ok bool) {
+func podKill(p *apiPod, seen time.Time) (k kill, ok bool) {
 	for i := range p.Status.Conditions {
 		c := &p.Status.Conditions[i]
-		if c.Type != v1.DisruptionTarget || c.Status != v1.ConditionTrue {
+		if c.Type != conditionDisruptionTarget || c.Status != conditionTrue {
 			continue
 		}
-		k = kill{at: c.LastTransitionTime.Time, detail: "pod condition DisruptionTarget " + c.Reason + ": " + c.Message}
+		k = kill{at: c.LastTransitionTime, detail: "pod condition DisruptionTarget " + c.Reason + ": " + c.Message}
 		if k.at.IsZero() {
 			k.at = seen
 		}
 		switch c.Reason {
-		case v1.PodReasonTerminationByKubelet:
+		case reasonTerminationByKubelet:
 			k.kind = attribution.KindKubeEviction
 			if p.Status.Reason == reasonPreempting {
 				k.kind = attribution.KindKubePreemption
 			}
 		case reasonEvictionAPI:
 			k.kind = attribution.KindKubeEviction
-		case v1.PodReasonPreemptionByScheduler:
+		case reasonPreemptionByScheduler:
 			k.kind = attribution.KindKubePreemption
 		case reasonTaintManager:
 			k.kind = attribution.KindKubeDeletion

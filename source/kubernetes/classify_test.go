@@ -4,10 +4,6 @@ import (
 	"testing"
 	"time"
 
-	v1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
-
 	"github.com/exit137-exporter/exit137-exporter/attribution"
 )
 
@@ -15,13 +11,12 @@ var t0 = time.Date(2026, 11, 30, 21, 0, 0, 0, time.UTC)
 
 // kubeletEvent is an event the kubelet records about a pod's container
 // (path "" for one about the whole pod), first and last at t.
-func kubeletEvent(reason, msg, container string, t time.Time) *v1.Event {
-	e := &v1.Event{
-		ObjectMeta:     metav1.ObjectMeta{Name: "web.1", Namespace: "default", UID: types.UID("ev-" + reason + container)},
-		InvolvedObject: v1.ObjectReference{Kind: "Pod", Namespace: "default", Name: "web", UID: podUID},
-		Reason:         reason, Message: msg, Count: 1, Type: v1.EventTypeNormal,
-		FirstTimestamp: metav1.NewTime(t), LastTimestamp: metav1.NewTime(t),
-		Source: v1.EventSource{Component: "kubelet", Host: "node-1"},
+func kubeletEvent(reason, msg, container string, t time.Time) *apiEvent {
+	e := &apiEvent{
+		objectMeta:     objectMeta{UID: "ev-" + reason + container},
+		InvolvedObject: objectRef{UID: podUID},
+		Reason:         reason, Message: msg, Count: 1,
+		FirstTimestamp: t, LastTimestamp: t,
 	}
 	if container != "" {
 		e.InvolvedObject.FieldPath = "spec.containers{" + container + "}"
@@ -32,7 +27,7 @@ func kubeletEvent(reason, msg, container string, t time.Time) *v1.Event {
 func TestEventKill(t *testing.T) {
 	tests := []struct {
 		name      string
-		e         *v1.Event
+		e         *apiEvent
 		ok        bool
 		kind      attribution.Kind
 		container string
@@ -44,7 +39,7 @@ func TestEventKill(t *testing.T) {
 			ok: true, kind: attribution.KindKubeProbe, container: "app"},
 		{name: "probe kill of a pod that does not restart", e: kubeletEvent("Killing", "Container app failed liveness probe", "app", t0),
 			ok: true, kind: attribution.KindKubeProbe, container: "app"},
-		{name: "a sidecar's probe kill", e: func() *v1.Event {
+		{name: "a sidecar's probe kill", e: func() *apiEvent {
 			e := kubeletEvent("Killing", "Init container proxy failed liveness probe", "", t0)
 			e.InvolvedObject.FieldPath = "spec.initContainers{proxy}"
 			return e
@@ -78,18 +73,18 @@ func TestEventKill(t *testing.T) {
 func TestEventTimeAndOccurrences(t *testing.T) {
 	later := t0.Add(90 * time.Second)
 	core := kubeletEvent("Killing", "Container app failed liveness probe, will be restarted", "app", t0)
-	core.LastTimestamp, core.Count = metav1.NewTime(later), 3
+	core.LastTimestamp, core.Count = later, 3
 	series := kubeletEvent("Killing", "m", "app", time.Time{})
-	series.FirstTimestamp, series.LastTimestamp = metav1.Time{}, metav1.Time{}
-	series.EventTime = metav1.NewMicroTime(t0)
+	series.FirstTimestamp, series.LastTimestamp = time.Time{}, time.Time{}
+	series.EventTime = t0
 	series.Count = 0
-	series.Series = &v1.EventSeries{Count: 4, LastObservedTime: metav1.NewMicroTime(later)}
+	series.Series = &eventSeries{Count: 4, LastObservedTime: later}
 	micro := kubeletEvent("Killing", "m", "app", time.Time{})
-	micro.FirstTimestamp, micro.LastTimestamp, micro.Count = metav1.Time{}, metav1.Time{}, 0
-	micro.EventTime = metav1.NewMicroTime(t0.Add(123 * time.Millisecond))
+	micro.FirstTimestamp, micro.LastTimestamp, micro.Count = time.Time{}, time.Time{}, 0
+	micro.EventTime = t0.Add(123 * time.Millisecond)
 	for _, tt := range []struct {
 		name string
-		e    *v1.Event
+		e    *apiEvent
 		at   time.Time
 		occ  int32
 	}{
@@ -104,13 +99,13 @@ func TestEventTimeAndOccurrences(t *testing.T) {
 }
 
 // disrupted is a pod with a DisruptionTarget condition of reason, set at t.
-func disrupted(reason, statusReason string, t time.Time) *v1.Pod {
+func disrupted(reason, statusReason string, t time.Time) *apiPod {
 	p := runningPod()
 	p.Status.Reason = statusReason
 	p.Status.Conditions = append(p.Status.Conditions,
-		v1.PodCondition{Type: v1.PodReady, Status: v1.ConditionFalse, LastTransitionTime: metav1.NewTime(t.Add(-time.Hour))},
-		v1.PodCondition{Type: v1.DisruptionTarget, Status: v1.ConditionTrue, Reason: reason, Message: "why",
-			LastTransitionTime: metav1.NewTime(t)})
+		podCondition{Type: "Ready", Status: "False", LastTransitionTime: t.Add(-time.Hour)},
+		podCondition{Type: conditionDisruptionTarget, Status: conditionTrue, Reason: reason, Message: "why",
+			LastTransitionTime: t})
 	return p
 }
 
@@ -118,7 +113,7 @@ func TestPodKill(t *testing.T) {
 	seen := t0.Add(5 * time.Second)
 	tests := []struct {
 		name   string
-		p      *v1.Pod
+		p      *apiPod
 		ok     bool
 		kind   attribution.Kind
 		at     time.Time
@@ -137,17 +132,17 @@ func TestPodKill(t *testing.T) {
 			ok: true, kind: attribution.KindKubeDeletion, at: t0,
 			detail: "pod condition DisruptionTarget DeletionByTaintManager: why (deleted by the taint manager: the node has a NoExecute taint the pod does not tolerate)"},
 		{name: "pod GC: the pod was gone already", p: disrupted("DeletionByPodGC", "", t0)},
-		{name: "condition false: nothing", p: func() *v1.Pod {
+		{name: "condition false: nothing", p: func() *apiPod {
 			p := disrupted("TerminationByKubelet", "", t0)
-			p.Status.Conditions[1].Status = v1.ConditionFalse
+			p.Status.Conditions[1].Status = "False"
 			return p
 		}()},
-		{name: "Evicted status without the condition: stamped when seen", p: func() *v1.Pod {
+		{name: "Evicted status without the condition: stamped when seen", p: func() *apiPod {
 			p := runningPod()
 			p.Status.Reason, p.Status.Message = "Evicted", "The node was low on resource: memory."
 			return p
 		}(), ok: true, kind: attribution.KindKubeEviction, at: seen, detail: "pod status Evicted: The node was low on resource: memory."},
-		{name: "Preempting status without the condition", p: func() *v1.Pod {
+		{name: "Preempting status without the condition", p: func() *apiPod {
 			p := runningPod()
 			p.Status.Reason = "Preempting"
 			return p

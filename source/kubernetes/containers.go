@@ -3,8 +3,6 @@ package kubernetes
 import (
 	"strings"
 	"time"
-
-	v1 "k8s.io/api/core/v1"
 )
 
 // statusUnknown is the reason of a status the kubelet makes up for a
@@ -30,7 +28,7 @@ func (r run) alive(t time.Time) bool {
 // aliveAt returns the id of the run of s that was alive at t: the
 // current run, or the one before it (the status moved on to the restart
 // before the event came).
-func aliveAt(s *v1.ContainerStatus, t time.Time) (string, bool) {
+func aliveAt(s *containerStatus, t time.Time) (string, bool) {
 	for _, r := range runs(s) {
 		if r.alive(t) {
 			return r.id, true
@@ -39,8 +37,8 @@ func aliveAt(s *v1.ContainerStatus, t time.Time) (string, bool) {
 	return "", false
 }
 
-func containerStatus(p *v1.Pod, name string) *v1.ContainerStatus {
-	for _, ss := range [...][]v1.ContainerStatus{p.Status.ContainerStatuses, p.Status.InitContainerStatuses} {
+func statusOf(p *apiPod, name string) *containerStatus {
+	for _, ss := range [...][]containerStatus{p.Status.ContainerStatuses, p.Status.InitContainerStatuses} {
 		for i := range ss {
 			if ss[i].Name == name {
 				return &ss[i]
@@ -52,11 +50,11 @@ func containerStatus(p *v1.Pod, name string) *v1.ContainerStatus {
 
 // runs lists a status's runs, the current first; a run with no id or a
 // made-up status is left out.
-func runs(s *v1.ContainerStatus) []run {
+func runs(s *containerStatus) []run {
 	var rs []run
 	switch st := s.State; {
 	case st.Running != nil:
-		rs = append(rs, run{id: containerID(s.ContainerID), started: st.Running.StartedAt.Time})
+		rs = append(rs, run{id: containerID(s.ContainerID), started: st.Running.StartedAt})
 	case st.Terminated != nil:
 		rs = append(rs, ended(st.Terminated))
 	}
@@ -74,11 +72,11 @@ func runs(s *v1.ContainerStatus) []run {
 
 // ended is a terminated run; a made-up status names none (its id is
 // left empty).
-func ended(t *v1.ContainerStateTerminated) run {
+func ended(t *stateTerminated) run {
 	if t.Reason == statusUnknown {
 		return run{}
 	}
-	return run{id: containerID(t.ContainerID), started: t.StartedAt.Time, finished: t.FinishedAt.Time}
+	return run{id: containerID(t.ContainerID), started: t.StartedAt, finished: t.FinishedAt}
 }
 
 // containerID cuts the runtime's scheme off a status's container id
@@ -92,9 +90,9 @@ func containerID(s string) string {
 
 // runtimeUID is the pod uid the runtime's labels carry: a static pod's
 // own, which its mirror pod in the API keeps in an annotation.
-func runtimeUID(p *v1.Pod) string {
-	if uid := p.Annotations[v1.MirrorPodAnnotationKey]; uid != "" {
+func runtimeUID(p *apiPod) string {
+	if uid := p.Annotations[mirrorPodAnnotation]; uid != "" {
 		return uid
 	}
-	return string(p.UID)
+	return p.UID
 }

@@ -3,9 +3,6 @@ package kubernetes
 import (
 	"testing"
 	"time"
-
-	v1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 const (
@@ -17,42 +14,40 @@ const (
 
 // runningPod is pod default/web on node-1: container app in its first
 // run (run1, started at t0−1m), and a sidecar (side1).
-func runningPod() *v1.Pod {
-	return &v1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default", UID: podUID, ResourceVersion: "10"},
-		Spec: v1.PodSpec{NodeName: "node-1",
-			InitContainers: []v1.Container{{Name: "proxy"}},
-			Containers:     []v1.Container{{Name: "app"}}},
-		Status: v1.PodStatus{
-			Phase: v1.PodRunning,
-			InitContainerStatuses: []v1.ContainerStatus{{Name: "proxy", ContainerID: "containerd://" + side1,
-				State: v1.ContainerState{Running: &v1.ContainerStateRunning{StartedAt: metav1.NewTime(t0.Add(-2 * time.Minute))}}}},
-			ContainerStatuses: []v1.ContainerStatus{{Name: "app", ContainerID: "containerd://" + run1,
-				State: v1.ContainerState{Running: &v1.ContainerStateRunning{StartedAt: metav1.NewTime(t0.Add(-time.Minute))}}}},
+func runningPod() *apiPod {
+	return &apiPod{
+		objectMeta: objectMeta{UID: podUID, ResourceVersion: "10"},
+		Spec: podSpec{
+			InitContainers: []containerSpec{{Name: "proxy"}},
+			Containers:     []containerSpec{{Name: "app"}}},
+		Status: podStatus{
+			InitContainerStatuses: []containerStatus{{Name: "proxy", ContainerID: "containerd://" + side1,
+				State: containerState{Running: &stateRunning{StartedAt: t0.Add(-2 * time.Minute)}}}},
+			ContainerStatuses: []containerStatus{{Name: "app", ContainerID: "containerd://" + run1,
+				State: containerState{Running: &stateRunning{StartedAt: t0.Add(-time.Minute)}}}},
 		},
 	}
 }
 
 // restarted is runningPod after app's first run was killed at t0+30s and
 // its second (run2) started at t0+31s.
-func restarted() *v1.Pod {
+func restarted() *apiPod {
 	p := runningPod()
 	p.ResourceVersion = "11"
 	s := &p.Status.ContainerStatuses[0]
-	s.ContainerID, s.RestartCount = "containerd://"+run2, 1
-	s.State = v1.ContainerState{Running: &v1.ContainerStateRunning{StartedAt: metav1.NewTime(t0.Add(31 * time.Second))}}
-	s.LastTerminationState = v1.ContainerState{Terminated: &v1.ContainerStateTerminated{ExitCode: 137, Reason: "Error",
-		ContainerID: "containerd://" + run1, StartedAt: metav1.NewTime(t0.Add(-time.Minute)), FinishedAt: metav1.NewTime(t0.Add(30 * time.Second))}}
+	s.ContainerID = "containerd://" + run2
+	s.State = containerState{Running: &stateRunning{StartedAt: t0.Add(31 * time.Second)}}
+	s.LastTerminationState = containerState{Terminated: &stateTerminated{Reason: "Error",
+		ContainerID: "containerd://" + run1, StartedAt: t0.Add(-time.Minute), FinishedAt: t0.Add(30 * time.Second)}}
 	return p
 }
 
 // evictedUnknown is the pod after its eviction: the kubelet made up a
 // ContainerStatusUnknown with exit code 137 for app.
-func evictedUnknown() *v1.Pod {
+func evictedUnknown() *apiPod {
 	p := runningPod()
-	p.Status.Phase, p.Status.Reason = v1.PodFailed, "Evicted"
-	p.Status.ContainerStatuses[0].State = v1.ContainerState{Terminated: &v1.ContainerStateTerminated{ExitCode: 137,
-		Reason: "ContainerStatusUnknown", Message: "The container could not be located when the pod was terminated"}}
+	p.Status.Reason = "Evicted"
+	p.Status.ContainerStatuses[0].State = containerState{Terminated: &stateTerminated{Reason: "ContainerStatusUnknown"}}
 	p.Status.ContainerStatuses[0].ContainerID = ""
 	return p
 }
@@ -60,7 +55,7 @@ func evictedUnknown() *v1.Pod {
 func TestAliveAt(t *testing.T) {
 	tests := []struct {
 		name      string
-		p         *v1.Pod
+		p         *apiPod
 		container string
 		at        time.Duration // from t0
 		id        string
@@ -77,7 +72,7 @@ func TestAliveAt(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var id string
-			if s := containerStatus(tt.p, tt.container); s != nil {
+			if s := statusOf(tt.p, tt.container); s != nil {
 				id, _ = aliveAt(s, t0.Add(tt.at))
 			}
 			if id != tt.id {
@@ -97,7 +92,7 @@ func TestContainerIDAndRuntimeUID(t *testing.T) {
 	if got := runtimeUID(p); got != podUID {
 		t.Errorf("runtimeUID = %q, want the pod's", got)
 	}
-	p.Annotations = map[string]string{v1.MirrorPodAnnotationKey: "static-hash"}
+	p.Annotations = map[string]string{mirrorPodAnnotation: "static-hash"}
 	if got := runtimeUID(p); got != "static-hash" {
 		t.Errorf("runtimeUID of a mirror pod = %q, want the static pod's", got)
 	}

@@ -3,9 +3,6 @@ package kubernetes
 import (
 	"time"
 
-	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/types"
-
 	"github.com/exit137-exporter/exit137-exporter/attribution"
 )
 
@@ -21,18 +18,18 @@ type node struct {
 	// pods holds each pod by its uid in the API and, for a static pod,
 	// by its own uid too: the kubelet's events name the static pod, the
 	// API holds its mirror.
-	pods map[types.UID]*pod
+	pods map[string]*pod
 	// seen is how many occurrences of each event (of a known pod) were
 	// handled: a repeat bumps the count of the same event, and a relist
 	// delivers it again.
-	seen       map[types.UID]int32
+	seen       map[string]int32
 	containers ContainerLookup // nil: the pod's status alone
 	emit       func(attribution.Evidence)
 }
 
 // pod is one pod bound to this node.
 type pod struct {
-	p *v1.Pod
+	p *apiPod
 	// gone is when the API deleted it (zero while it exists).
 	gone time.Time
 	// said holds the kills told for each run: the Evicted event and the
@@ -51,17 +48,17 @@ type said struct {
 }
 
 func newNode(containers ContainerLookup, emit func(attribution.Evidence)) *node {
-	return &node{pods: map[types.UID]*pod{}, seen: map[types.UID]int32{}, containers: containers, emit: emit}
+	return &node{pods: map[string]*pod{}, seen: map[string]int32{}, containers: containers, emit: emit}
 }
 
 // podSeen takes a pod's new state; now stamps what the status says
 // without a time of its own.
-func (n *node) podSeen(p *v1.Pod, now time.Time) {
+func (n *node) podSeen(p *apiPod, now time.Time) {
 	st, ok := n.pods[p.UID]
 	if !ok {
 		st = &pod{said: map[said]bool{}}
 		n.pods[p.UID] = st
-		n.pods[types.UID(runtimeUID(p))] = st
+		n.pods[runtimeUID(p)] = st
 	}
 	st.p, st.gone = p, time.Time{}
 	if k, ok := podKill(p, now); ok {
@@ -78,16 +75,16 @@ func (n *node) podSeen(p *v1.Pod, now time.Time) {
 }
 
 // podGone takes a pod's deletion from the API (with its final state).
-func (n *node) podGone(p *v1.Pod, now time.Time) {
+func (n *node) podGone(p *apiPod, now time.Time) {
 	n.podSeen(p, now)
 	n.pods[p.UID].gone = now
 }
 
 // podsListed takes a relist: the pods it lacks were deleted meanwhile.
-func (n *node) podsListed(ps []v1.Pod, now time.Time) {
-	listed := make(map[types.UID]bool, len(ps))
+func (n *node) podsListed(ps []apiPod, now time.Time) {
+	listed := make(map[string]bool, len(ps))
 	for i := range ps {
-		listed[ps[i].UID], listed[types.UID(runtimeUID(&ps[i]))] = true, true
+		listed[ps[i].UID], listed[runtimeUID(&ps[i])] = true, true
 		n.podSeen(&ps[i], now)
 	}
 	for uid, st := range n.pods {
@@ -99,7 +96,7 @@ func (n *node) podsListed(ps []v1.Pod, now time.Time) {
 
 // eventSeen takes a new or repeated event; events about pods not on this
 // node are ignored.
-func (n *node) eventSeen(e *v1.Event) {
+func (n *node) eventSeen(e *apiEvent) {
 	st, ok := n.pods[e.InvolvedObject.UID]
 	if !ok {
 		return
@@ -124,13 +121,13 @@ func (n *node) eventSeen(e *v1.Event) {
 }
 
 // eventGone forgets an event the API deleted (events live an hour).
-func (n *node) eventGone(e *v1.Event) { delete(n.seen, e.UID) }
+func (n *node) eventGone(e *apiEvent) { delete(n.seen, e.UID) }
 
 // eventsListed takes a relist of the events: the occurrences that came
 // meanwhile are new, and the events it lacks are forgotten.
-func (n *node) eventsListed(es []v1.Event) {
+func (n *node) eventsListed(es []apiEvent) {
 	handled := n.seen
-	n.seen = make(map[types.UID]int32, len(es))
+	n.seen = make(map[string]int32, len(es))
 	for i := range es {
 		e := &es[i]
 		if occ, ok := handled[e.UID]; ok {
@@ -160,7 +157,7 @@ func (n *node) expire(now time.Time) {
 
 // killPod tells a kill of the whole pod for each of its containers.
 func (n *node) killPod(st *pod, k kill) {
-	for _, cs := range [...][]v1.Container{st.p.Spec.InitContainers, st.p.Spec.Containers} {
+	for _, cs := range [...][]containerSpec{st.p.Spec.InitContainers, st.p.Spec.Containers} {
 		for i := range cs {
 			k.container = cs[i].Name
 			n.killContainer(st, k)
@@ -174,7 +171,7 @@ func (n *node) killPod(st *pod, k kill) {
 func (n *node) killContainer(st *pod, k kill) {
 	var id string
 	var ok bool
-	if s := containerStatus(st.p, k.container); s != nil {
+	if s := statusOf(st.p, k.container); s != nil {
 		id, ok = aliveAt(s, k.at)
 	} else if n.containers != nil {
 		id, ok = n.containers.KubeContainer(runtimeUID(st.p), k.container)
@@ -194,21 +191,21 @@ func (n *node) killContainer(st *pod, k kill) {
 // container between SIGTERM and SIGKILL: the pod's, its deletion's, or
 // one of its probes' own. An eviction under a hard threshold gives less;
 // a longer bound only lets the kill explain a later death.
-func graceSeconds(p *v1.Pod, container string) int64 {
+func graceSeconds(p *apiPod, container string) int64 {
 	var g int64
 	for _, s := range []*int64{p.Spec.TerminationGracePeriodSeconds, p.DeletionGracePeriodSeconds} {
 		if s != nil {
 			g = max(g, *s)
 		}
 	}
-	for _, cs := range [...][]v1.Container{p.Spec.InitContainers, p.Spec.Containers} {
+	for _, cs := range [...][]containerSpec{p.Spec.InitContainers, p.Spec.Containers} {
 		for i := range cs {
 			if cs[i].Name != container {
 				continue
 			}
-			for _, probe := range [...]*v1.Probe{cs[i].LivenessProbe, cs[i].StartupProbe} {
-				if probe != nil && probe.TerminationGracePeriodSeconds != nil {
-					g = max(g, *probe.TerminationGracePeriodSeconds)
+			for _, pr := range [...]*probe{cs[i].LivenessProbe, cs[i].StartupProbe} {
+				if pr != nil && pr.TerminationGracePeriodSeconds != nil {
+					g = max(g, *pr.TerminationGracePeriodSeconds)
 				}
 			}
 		}
@@ -229,11 +226,11 @@ func (st *pod) first(kind attribution.Kind, id string) bool {
 
 // deletedBy reports whether the pod's deletion had been asked for by t
 // (its deletionTimestamp is the request's time plus the grace period).
-func deletedBy(p *v1.Pod, t time.Time) bool {
+func deletedBy(p *apiPod, t time.Time) bool {
 	if p.DeletionTimestamp == nil {
 		return false
 	}
-	asked := p.DeletionTimestamp.Time
+	asked := *p.DeletionTimestamp
 	if g := p.DeletionGracePeriodSeconds; g != nil {
 		asked = asked.Add(-time.Duration(*g) * time.Second)
 	}
@@ -241,7 +238,7 @@ func deletedBy(p *v1.Pod, t time.Time) bool {
 }
 
 // deletionNote says when the pod was deleted, and its grace period.
-func deletionNote(p *v1.Pod) string {
+func deletionNote(p *apiPod) string {
 	note := "; the pod deleted through the API"
 	if p.DeletionTimestamp != nil {
 		note += ", to be gone by " + p.DeletionTimestamp.UTC().Format(time.TimeOnly)

@@ -5,9 +5,6 @@ import (
 	"testing"
 	"time"
 
-	v1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 	"github.com/exit137-exporter/exit137-exporter/attribution"
 )
 
@@ -39,16 +36,16 @@ func tolds(ev []attribution.Evidence) []told {
 	return ts
 }
 
-func deleting(p *v1.Pod) *v1.Pod {
-	at, grace := metav1.NewTime(t0.Add(30*time.Second)), int64(30)
+func deleting(p *apiPod) *apiPod {
+	at, grace := t0.Add(30*time.Second), int64(30)
 	p.DeletionTimestamp, p.DeletionGracePeriodSeconds = &at, &grace
 	return p
 }
 
-func repeated(e *v1.Event, count int32, at time.Time) *v1.Event {
-	r := e.DeepCopy()
-	r.Count, r.LastTimestamp = count, metav1.NewTime(at)
-	return r
+func repeated(e *apiEvent, count int32, at time.Time) *apiEvent {
+	r := *e
+	r.Count, r.LastTimestamp = count, at
+	return &r
 }
 
 func TestNode(t *testing.T) {
@@ -72,7 +69,7 @@ func TestNode(t *testing.T) {
 				n.podSeen(runningPod(), t0)
 				n.eventSeen(probeKill)
 				n.eventSeen(probeKill)
-				n.eventsListed([]v1.Event{*probeKill})
+				n.eventsListed([]apiEvent{*probeKill})
 			},
 			want: []told{{attribution.KindKubeProbe, run1, 0}}},
 		{name: "the event repeated for the next run: told for that run",
@@ -81,15 +78,15 @@ func TestNode(t *testing.T) {
 				n.eventSeen(probeKill)
 				n.podSeen(restarted(), t0.Add(31*sec))
 				n.eventSeen(repeated(probeKill, 2, t0.Add(90*sec)))
-				n.eventsListed([]v1.Event{*repeated(probeKill, 2, t0.Add(90*sec))})
+				n.eventsListed([]apiEvent{*repeated(probeKill, 2, t0.Add(90*sec))})
 			},
 			want: []told{{attribution.KindKubeProbe, run1, 0}, {attribution.KindKubeProbe, run2, 90 * sec}}},
 		{name: "a repeat missed while away, found by the relist",
 			steps: func(n *node) {
 				n.podSeen(runningPod(), t0)
 				n.eventSeen(probeKill)
-				n.podsListed([]v1.Pod{*restarted()}, t0.Add(2*time.Minute))
-				n.eventsListed([]v1.Event{*repeated(probeKill, 2, t0.Add(90*sec))})
+				n.podsListed([]apiPod{*restarted()}, t0.Add(2*time.Minute))
+				n.eventsListed([]apiEvent{*repeated(probeKill, 2, t0.Add(90*sec))})
 			},
 			want: []told{{attribution.KindKubeProbe, run1, 0}, {attribution.KindKubeProbe, run2, 90 * sec}}},
 		{name: "a late event after the status moved on: the run before",
@@ -129,14 +126,14 @@ func TestNode(t *testing.T) {
 				n.eventSeen(evicted)
 				n.eventSeen(stopApp)
 				later := deleting(runningPod()) // its status still names run1
-				later.DeletionTimestamp.Time = t0.Add(5 * time.Minute)
+				*later.DeletionTimestamp = t0.Add(5 * time.Minute)
 				n.podSeen(later, t0.Add(5*time.Minute))
 			},
 			want: []told{{attribution.KindKubeEviction, side1, 0}, {attribution.KindKubeEviction, run1, 0}}},
 		{name: "a stop delivered after a later deletion, stamped before it: no deletion",
 			steps: func(n *node) {
 				later := deleting(runningPod())
-				later.DeletionTimestamp.Time = t0.Add(5 * time.Minute)
+				*later.DeletionTimestamp = t0.Add(5 * time.Minute)
 				n.podSeen(later, t0.Add(5*time.Minute))
 				n.eventSeen(stopApp)
 			}},
@@ -188,9 +185,9 @@ func TestNode(t *testing.T) {
 		{name: "a static pod: the kubelet's event names the static pod, the API its mirror",
 			steps: func(n *node) {
 				mirror := runningPod()
-				mirror.UID, mirror.Annotations = "mirror-uid", map[string]string{v1.MirrorPodAnnotationKey: podUID}
-				n.podsListed([]v1.Pod{*mirror}, t0)
-				n.podsListed([]v1.Pod{*mirror}, t0)
+				mirror.UID, mirror.Annotations = "mirror-uid", map[string]string{mirrorPodAnnotation: podUID}
+				n.podsListed([]apiPod{*mirror}, t0)
+				n.podsListed([]apiPod{*mirror}, t0)
 				n.eventSeen(probeKill)
 			},
 			want: []told{{attribution.KindKubeProbe, run1, 0}}},
@@ -233,7 +230,7 @@ func TestGraceSeconds(t *testing.T) {
 	if g := graceSeconds(p, "app"); g != 30 {
 		t.Errorf("the pod's: %d, want 30", g)
 	}
-	p.Spec.Containers[0].LivenessProbe = &v1.Probe{TerminationGracePeriodSeconds: i(45)}
+	p.Spec.Containers[0].LivenessProbe = &probe{TerminationGracePeriodSeconds: i(45)}
 	if g := graceSeconds(p, "app"); g != 45 {
 		t.Errorf("the liveness probe's: %d, want 45", g)
 	}

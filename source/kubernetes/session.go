@@ -2,19 +2,12 @@ package kubernetes
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
+	"strconv"
 	"time"
-
-	v1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/serializer"
-	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 )
 
 // eventSelector picks the kubelet's events about pods; the session keeps
@@ -43,50 +36,18 @@ var (
 	errExpired = errors.New("watch expired")
 )
 
-// api lists and watches core/v1 resources. It is a REST client with a
-// scheme of core/v1 alone: client-go's typed core/v1 client links every
-// API group's types and apply configurations (an exporter of 23 MB
-// became 59 MB with it, measured).
-type api struct{ rc *rest.RESTClient }
-
-// coreCodecs decode core/v1 objects, lists, watch events and statuses.
-var coreCodecs = func() serializer.CodecFactory {
-	scheme := runtime.NewScheme()
-	if err := v1.AddToScheme(scheme); err != nil {
-		panic(err)
-	}
-	return serializer.NewCodecFactory(scheme)
-}()
-
 // client builds the API client from the kubeconfig or the pod's service
 // account, read anew at each connect (rotated credentials).
-func (s *Source) client() (api, error) {
-	var cfg *rest.Config
-	var err error
-	if s.opts.Kubeconfig == "" {
-		cfg, err = rest.InClusterConfig()
-	} else {
-		cfg, err = clientcmd.BuildConfigFromFlags("", s.opts.Kubeconfig)
+func (s *Source) client() (*apiClient, error) {
+	cfg, err := loadConfig(s.opts.Kubeconfig)
+	var c *apiClient
+	if err == nil {
+		c, err = newClient(cfg)
 	}
 	if err != nil {
-		return api{}, fmt.Errorf("kubernetes client config: %w", err)
+		return nil, fmt.Errorf("kubernetes client config: %w", err)
 	}
-	cfg.UserAgent = "exit137-exporter"
-	cfg.APIPath = "/api"
-	cfg.GroupVersion = &v1.SchemeGroupVersion
-	cfg.ContentType = runtime.ContentTypeJSON
-	cfg.NegotiatedSerializer = coreCodecs.WithoutConversion()
-	rc, err := rest.RESTClientFor(cfg)
-	return api{rc}, err
-}
-
-func (a api) list(ctx context.Context, resource string, opts metav1.ListOptions, into runtime.Object) error {
-	return a.rc.Get().Resource(resource).VersionedParams(&opts, metav1.ParameterCodec).Do(ctx).Into(into)
-}
-
-func (a api) watch(ctx context.Context, resource string, opts metav1.ListOptions) (watch.Interface, error) {
-	opts.Watch = true
-	return a.rc.Get().Resource(resource).VersionedParams(&opts, metav1.ParameterCodec).Watch(ctx)
+	return c, nil
 }
 
 // session lists the node's pods and the kubelet's events, then follows
@@ -96,6 +57,7 @@ func (s *Source) session(ctx context.Context) (established bool, err error) {
 	if err != nil {
 		return false, err
 	}
+	defer c.close()
 	for {
 		podRV, eventRV, err := s.list(ctx, c)
 		if err != nil {
@@ -116,47 +78,48 @@ func (s *Source) podSelector() string { return "spec.nodeName=" + s.opts.Node }
 
 // list reads the pods, then the events (whose pods must be known), and
 // returns the resource versions to watch from.
-func (s *Source) list(ctx context.Context, c api) (podRV, eventRV string, err error) {
+func (s *Source) list(ctx context.Context, c *apiClient) (podRV, eventRV string, err error) {
 	ctx, cancel := context.WithTimeout(ctx, listTimeout)
 	defer cancel()
-	var pods v1.PodList
-	if err := c.list(ctx, "pods", metav1.ListOptions{FieldSelector: s.podSelector()}, &pods); err != nil {
+	var pods podList
+	if err := c.list(ctx, "pods", url.Values{"fieldSelector": {s.podSelector()}}, &pods); err != nil {
 		return "", "", fmt.Errorf("list pods: %w", err)
 	}
 	s.node.podsListed(pods.Items, s.now())
-	var events []v1.Event
-	opts := metav1.ListOptions{FieldSelector: eventSelector, Limit: listPage}
+	var events []apiEvent
+	query := url.Values{"fieldSelector": {eventSelector}, "limit": {strconv.Itoa(listPage)}}
 	for {
-		var page v1.EventList
-		if err := c.list(ctx, "events", opts, &page); err != nil {
+		var page eventList
+		if err := c.list(ctx, "events", query, &page); err != nil {
 			return "", "", fmt.Errorf("list events: %w", err)
 		}
 		events = append(events, page.Items...)
-		if opts.Continue = page.Continue; opts.Continue == "" {
-			eventRV = page.ResourceVersion
+		if page.Metadata.Continue == "" {
+			eventRV = page.Metadata.ResourceVersion
 			break
 		}
+		query.Set("continue", page.Metadata.Continue)
 	}
 	s.node.eventsListed(events)
-	return pods.ResourceVersion, eventRV, nil
+	return pods.Metadata.ResourceVersion, eventRV, nil
 }
 
 // stream is one watch, reopened where it left off when the server ends it.
 type stream struct {
-	c        api
+	c        *apiClient
 	resource string
 	sel      string
 	rv       string
-	w        watch.Interface
-	handle   func(watch.EventType, runtime.Object)
-	opened   time.Time
-	events   int // on the open watch
+	w        *watch
+	// handle takes an event's object and returns its resource version.
+	handle func(typ string, obj json.RawMessage) (rv string, err error)
+	opened time.Time
+	events int // on the open watch
 }
 
 func (st *stream) start(ctx context.Context) error {
-	timeout := int64(watchSeconds)
-	w, err := st.c.watch(ctx, st.resource, metav1.ListOptions{FieldSelector: st.sel, ResourceVersion: st.rv,
-		AllowWatchBookmarks: true, TimeoutSeconds: &timeout})
+	w, err := st.c.watch(ctx, st.resource, url.Values{"fieldSelector": {st.sel}, "resourceVersion": {st.rv},
+		"allowWatchBookmarks": {"true"}, "timeoutSeconds": {strconv.Itoa(watchSeconds)}, "watch": {"true"}})
 	if err != nil {
 		return fmt.Errorf("watch %s: %w", st.resource, err)
 	}
@@ -165,7 +128,7 @@ func (st *stream) start(ctx context.Context) error {
 }
 
 // take handles one watch event; a closed watch is reopened.
-func (st *stream) take(ctx context.Context, ev watch.Event, open bool) error {
+func (st *stream) take(ctx context.Context, ev watchEvent, open bool) error {
 	if !open {
 		if st.events == 0 && time.Since(st.opened) < quickEnd {
 			return fmt.Errorf("watch %s: ended at once", st.resource)
@@ -173,32 +136,37 @@ func (st *stream) take(ctx context.Context, ev watch.Event, open bool) error {
 		return st.start(ctx)
 	}
 	st.events++
-	if ev.Type == watch.Error {
-		err := apierrors.FromObject(ev.Object)
-		if apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
+	if ev.err != nil {
+		return fmt.Errorf("watch %s: %w", st.resource, ev.err)
+	}
+	if ev.Type == eventError {
+		status := &apiStatus{}
+		if err := json.Unmarshal(ev.Object, status); err != nil {
+			return fmt.Errorf("watch %s: error event: %w", st.resource, err)
+		}
+		if status.expired() {
 			return errExpired
 		}
+		return fmt.Errorf("watch %s: %w", st.resource, status)
+	}
+	rv, err := st.handle(ev.Type, ev.Object)
+	if err != nil {
 		return fmt.Errorf("watch %s: %w", st.resource, err)
 	}
-	if m, err := meta.Accessor(ev.Object); err == nil {
-		st.rv = m.GetResourceVersion()
-	}
-	if ev.Type != watch.Bookmark {
-		st.handle(ev.Type, ev.Object)
-	}
+	st.rv = rv
 	return nil
 }
 
 // follow watches the pods and the events from the lists' versions until
 // ctx ends or a watch fails.
-func (s *Source) follow(ctx context.Context, c api, podRV, eventRV string) error {
+func (s *Source) follow(ctx context.Context, c *apiClient, podRV, eventRV string) error {
 	pods := &stream{c: c, resource: "pods", sel: s.podSelector(), rv: podRV, handle: s.podChange}
 	events := &stream{c: c, resource: "events", sel: eventSelector, rv: eventRV, handle: s.eventChange}
 	for _, st := range [...]*stream{pods, events} {
 		if err := st.start(ctx); err != nil {
 			return err
 		}
-		defer func() { st.w.Stop() }()
+		defer func() { st.w.stop() }()
 	}
 	tick := time.NewTicker(expireEvery)
 	defer tick.Stop()
@@ -209,9 +177,9 @@ func (s *Source) follow(ctx context.Context, c api, podRV, eventRV string) error
 			return ctx.Err()
 		case <-tick.C:
 			s.node.expire(s.now())
-		case ev, open := <-pods.w.ResultChan():
+		case ev, open := <-pods.w.events:
 			err = pods.take(ctx, ev, open)
-		case ev, open := <-events.w.ResultChan():
+		case ev, open := <-events.w.events:
 			err = events.take(ctx, ev, open)
 		}
 		if err != nil {
@@ -220,26 +188,34 @@ func (s *Source) follow(ctx context.Context, c api, podRV, eventRV string) error
 	}
 }
 
-func (s *Source) podChange(t watch.EventType, obj runtime.Object) {
-	p, ok := obj.(*v1.Pod)
-	if !ok {
-		return
+// podChange takes a pod watch's event; a bookmark only moves the version.
+func (s *Source) podChange(typ string, obj json.RawMessage) (string, error) {
+	p := &apiPod{}
+	if err := json.Unmarshal(obj, p); err != nil {
+		return "", err
 	}
-	if t == watch.Deleted {
+	switch typ {
+	case eventBookmark:
+	case eventDeleted:
 		s.node.podGone(p, s.now())
-	} else {
+	default:
 		s.node.podSeen(p, s.now())
 	}
+	return p.ResourceVersion, nil
 }
 
-func (s *Source) eventChange(t watch.EventType, obj runtime.Object) {
-	e, ok := obj.(*v1.Event)
-	if !ok {
-		return
+// eventChange takes an event watch's event.
+func (s *Source) eventChange(typ string, obj json.RawMessage) (string, error) {
+	e := &apiEvent{}
+	if err := json.Unmarshal(obj, e); err != nil {
+		return "", err
 	}
-	if t == watch.Deleted {
+	switch typ {
+	case eventBookmark:
+	case eventDeleted:
 		s.node.eventGone(e)
-	} else {
+	default:
 		s.node.eventSeen(e)
 	}
+	return e.ResourceVersion, nil
 }

@@ -16,10 +16,6 @@ import (
 	"testing"
 	"time"
 
-	v1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-
 	"github.com/exit137-exporter/exit137-exporter/attribution"
 	"github.com/exit137-exporter/exit137-exporter/source"
 )
@@ -30,8 +26,8 @@ type fakeAPI struct {
 	mu        sync.Mutex
 	forbidden bool
 	endAtOnce bool // every watch ends as soon as it opens
-	pods      []v1.Pod
-	events    []v1.Event
+	pods      []apiPod
+	events    []apiEvent
 	lists     map[string]int         // resource → list calls
 	watchRVs  map[string][]string    // resource → resourceVersion of each watch
 	watches   map[string]chan string // resource → the open watch's lines
@@ -58,14 +54,12 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.URL.Query().Get("watch") != "true" {
 		f.lists[resource]++
-		var list runtime.Object
+		var list any
 		switch resource {
 		case "pods":
-			list = &v1.PodList{TypeMeta: metav1.TypeMeta{Kind: "PodList", APIVersion: "v1"},
-				ListMeta: metav1.ListMeta{ResourceVersion: "100"}, Items: f.pods}
+			list = podList{Metadata: listMeta{ResourceVersion: "100"}, Items: f.pods}
 		case "events":
-			list = &v1.EventList{TypeMeta: metav1.TypeMeta{Kind: "EventList", APIVersion: "v1"},
-				ListMeta: metav1.ListMeta{ResourceVersion: "200"}, Items: f.events}
+			list = eventList{Metadata: listMeta{ResourceVersion: "200"}, Items: f.events}
 		default:
 			f.mu.Unlock()
 			http.NotFound(w, r)
@@ -105,12 +99,6 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // send writes one watch event to the open watch of resource.
 func (f *fakeAPI) send(t *testing.T, resource, typ string, obj any) {
 	t.Helper()
-	switch o := obj.(type) { // as the API server writes them
-	case *v1.Pod:
-		o.TypeMeta = metav1.TypeMeta{Kind: "Pod", APIVersion: "v1"}
-	case *v1.Event:
-		o.TypeMeta = metav1.TypeMeta{Kind: "Event", APIVersion: "v1"}
-	}
 	b, err := json.Marshal(map[string]any{"type": typ, "object": obj})
 	if err != nil {
 		t.Fatal(err)
@@ -181,7 +169,7 @@ func waitOpened(t *testing.T, f *fakeAPI, n int) {
 func TestSession(t *testing.T) {
 	f := newFakeAPI()
 	f.forbidden = true
-	f.pods = []v1.Pod{*restarted()}
+	f.pods = []apiPod{*restarted()}
 	srv := httptest.NewServer(f)
 	defer srv.Close()
 
