@@ -132,6 +132,20 @@ func TestDaemonSetOnCluster(t *testing.T) {
 	// The probe pod is restarted and killed again, its exits adding up
 	// under its one name: a probe-kill loop by the third.
 	prom.WaitQuery(t, 3*time.Minute, fmt.Sprintf(`ALERTS{alertname="Exit137ContainerProbeKillLoop", alertstate="firing", namespace=%q, pod="probe", container="app"}`, ns))
+
+	// Memory pressure: the kubelet evicts the node's pods, but not the
+	// exporter's (system-node-critical), which tells the evictions.
+	k.Apply(t, workloadPod(ns, "evictee", helper, "", corev1.RestartPolicyAlways, nil, "-ignore-term"))
+	k.WaitPod(t, ns, "evictee", time.Minute, "running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+	evictUnderMemoryPressure(t, k)
+	k.WaitPod(t, ns, "evictee", 3*time.Minute, "eviction", func(p *corev1.Pod) bool { return p.Status.Reason == "Evicted" })
+	waitCountedExit(t, exporter, 2*time.Minute, ns+"/evictee/app",
+		map[string]string{"namespace": ns, "pod": "evictee", "container": "app", "exit_code": "137", "cause": "eviction"})
+	prom.WaitQuery(t, time.Minute, `ALERTS{alertname="Exit137NodeEvictingPods", alertstate="firing"}`)
+	if p := k.Pod(t, deployNamespace, pod); p.Status.Reason == "Evicted" || p.Status.ContainerStatuses[0].RestartCount != 0 {
+		t.Errorf("the exporter's pod was evicted or restarted under the node's pressure: %s, %d restarts",
+			p.Status.Reason, p.Status.ContainerStatuses[0].RestartCount)
+	}
 }
 
 // scrapeWithPrometheus runs Prometheus on loopback with deploy/'s config
@@ -268,6 +282,21 @@ func waitExporterPod(t *testing.T, k *testrig.Kube) (string, int) {
 		}
 		time.Sleep(time.Second)
 	}
+}
+
+// evictUnderMemoryPressure restarts the kubelet with a hard eviction
+// threshold above the node's free memory (and below its capacity, or the
+// kubelet refuses it), and puts the old threshold back when the test ends.
+func evictUnderMemoryPressure(t *testing.T, k *testrig.Kube) {
+	t.Helper()
+	capacity := resource.MustParse(k.Kubectl(t, "get", "node", k.Node, "-o", "jsonpath={.status.capacity.memory}"))
+	threshold := fmt.Sprintf("%dMi", capacity.Value()>>20-64)
+	var old any
+	k.RestartKubelet(t, func(cfg map[string]any) {
+		old = cfg["evictionHard"]
+		cfg["evictionHard"] = map[string]any{"memory.available": threshold}
+	})
+	t.Cleanup(func() { k.RestartKubelet(t, func(cfg map[string]any) { cfg["evictionHard"] = old }) })
 }
 
 // stopExporterPod deletes the DaemonSet as an uninstall would: the
