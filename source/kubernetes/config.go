@@ -105,7 +105,6 @@ func parseKubeconfig(data []byte, dir string) (restConfig, error) {
 	}
 	var cfg restConfig
 	var err error
-	found = false
 	for _, c := range kc.Clusters {
 		if c.Name != clusterName {
 			continue
@@ -115,9 +114,8 @@ func parseKubeconfig(data []byte, dir string) (restConfig, error) {
 		if cfg.caData, err = decodeData("certificate-authority-data", cl.CAData); err != nil {
 			return restConfig{}, err
 		}
-		found = true
 	}
-	if !found || cfg.server == "" {
+	if cfg.server == "" {
 		return restConfig{}, fmt.Errorf("no server found for cluster %q", clusterName)
 	}
 	for _, u := range kc.Users {

@@ -63,6 +63,13 @@ func startRig(t *testing.T) (*testrig.Kube, string, *collected) {
 	k := testrig.StartKube(t, testrig.KubeOptions{})
 	image := k.ImportHelperImage(t)
 	told := &collected{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			told.mu.Lock()
+			defer told.mu.Unlock()
+			t.Logf("evidence told: %+v", told.ev)
+		}
+	})
 	_, health := runSource(t, k.Kubeconfig, k.Node, told)
 	waitFor(t, "the source up", health.Up)
 	return k, image, told
