@@ -21,19 +21,19 @@ import (
 func main() {
 	keep := flag.Bool("keep", false, "keep everything running until Ctrl-C, to look around")
 	flag.Parse()
-	r := newRunner()
+	r := testrig.NewRunner("demo")
 	go func() {
 		sig := make(chan os.Signal, 1)
 		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 		<-sig
 		fmt.Println("\ninterrupted: cleaning up")
-		r.exit(130)
+		r.Exit(130)
 	}()
 	demo(r, *keep)
-	r.exit(0)
+	r.Exit(0)
 }
 
-func demo(r *runner, keep bool) {
+func demo(r *testrig.Runner, keep bool) {
 	fmt.Println("Building the exporter and the test image, starting the exporter, Prometheus and Alertmanager on 127.0.0.1 ...")
 	testrig.Docker(r)
 	r.Cleanup(testrig.RemoveBuilds) // the binaries it built are the demo's to remove
