@@ -140,6 +140,8 @@ func (k *Kube) Stop(t testing.TB) {
 	}
 	k.stopped = true
 	k.mu.Unlock()
+	start := time.Now()
+	defer func() { t.Logf("cluster rig stopped and removed in %s", time.Since(start).Round(10*time.Millisecond)) }()
 	for _, name := range []string{"kubelet", "kube-scheduler", "kube-controller-manager"} {
 		k.stopProcess(name)
 	}
@@ -529,20 +531,33 @@ func httpOK(client *http.Client, url, token string) bool {
 // lockFile takes an exclusive flock on path until the test ends.
 func lockFile(t testing.TB, path string) {
 	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	start := time.Now()
+	unlock, err := flockPath(path, func() { t.Logf("waiting for %s: another rig runs", path) })
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		start := time.Now()
-		t.Logf("waiting for %s: another rig runs", path)
-		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("waited %s for %s", time.Since(start).Round(time.Second), path)
+	if waited := time.Since(start); waited > time.Second {
+		t.Logf("waited %s for %s", waited.Round(time.Second), path)
 	}
-	t.Cleanup(func() { f.Close() }) // closing releases the lock
+	t.Cleanup(unlock)
+}
+
+// flockPath blocks until it holds an exclusive flock on path, calling
+// waiting first if another holds it; the returned func releases it.
+func flockPath(path string, waiting func()) (unlock func(), err error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
+		waiting()
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
+	return func() { f.Close() }, nil // closing releases the lock
 }

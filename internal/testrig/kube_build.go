@@ -37,6 +37,9 @@ func kubeVersionLDFlags() string {
 	return strings.Join(flags, " ")
 }
 
+// kubeBuildLockPath serialises the builds into the cache.
+const kubeBuildLockPath = "/run/exit137-test/kube-build.lock"
+
 // KubeBinaries are the programs the rig runs, built into KubeBinDir.
 var KubeBinaries = []string{"kube-apiserver", "kubelet", "kubectl", "kube-scheduler", "kube-controller-manager", "etcd", "crictl"}
 
@@ -79,6 +82,16 @@ func MissingKubeBinaries() []string {
 // `go install`ed at its version. logf reports each step and how long it took. Nothing
 // is built when every binary is there.
 func BuildKubeBinaries(logf func(format string, args ...any)) error {
+	if len(MissingKubeBinaries()) == 0 {
+		return nil
+	}
+	// One build at a time into the cache (scripts/test, a rig, another
+	// clone's tests); the one that waited may find everything built.
+	unlock, err := flockPath(kubeBuildLockPath, func() { logf("waiting for another build of the cluster rig's binaries") })
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	missing := MissingKubeBinaries()
 	if len(missing) == 0 {
 		return nil
