@@ -227,15 +227,15 @@ func TestContainerdRig(t *testing.T) {
 		t.Fatalf("task pid %d does not run", pid)
 	}
 	c.Ctr(t, ns, "tasks", "kill", "-s", "SIGKILL", "sleeper")
-	waitUntil(t, 10*time.Second, "the task to stop", func() bool {
-		out, _ := c.TryCtr(ns, "tasks", "ls")
-		return strings.Contains(out, "STOPPED")
-	})
+	c.WaitTaskStatus(t, ns, "sleeper", "STOPPED", 10*time.Second)
 	if out, err := c.TryCtr(ns, "tasks", "delete", "sleeper"); !strings.Contains(out+errString(err), "137") {
 		t.Errorf("ctr tasks delete of the killed task: %q, %v; want exit status 137", out, err)
 	}
 	c.Stop(t)
 	assertRigGone(t, c.Dir, c.Address, pid)
+	if dirs, _ := filepath.Glob("/sys/fs/cgroup/*/" + ns); len(dirs) > 0 {
+		t.Errorf("the tasks' cgroups are left: %q", dirs)
+	}
 }
 
 // assertRigGone checks that a stopped rig left no directory, mount or
@@ -264,6 +264,7 @@ func assertRigGone(t *testing.T, dir, marker string, pids ...int) {
 	}
 }
 
+// waitUntil polls cond until it holds, failing the test after within.
 func waitUntil(t *testing.T, within time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(within)

@@ -41,6 +41,7 @@ type Containerd struct {
 	mu       sync.Mutex
 	imported map[string]bool // namespaces holding the helper image
 	stopped  bool
+	stopOnce sync.Once
 }
 
 // containerdConf is containerd 1.6's configuration for a second instance:
@@ -256,6 +257,22 @@ func (c *Containerd) isStopped() bool {
 	return c.stopped
 }
 
+// WaitTaskStatus waits until ctr lists a task with a status (RUNNING,
+// STOPPED, ...).
+func (c *Containerd) WaitTaskStatus(t testing.TB, namespace, id, status string, within time.Duration) {
+	t.Helper()
+	var out string
+	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		out, _ = c.TryCtr(namespace, "tasks", "ls")
+		for _, line := range strings.Split(out, "\n") {
+			if f := strings.Fields(line); len(f) >= 3 && f[0] == id && f[2] == status {
+				return
+			}
+		}
+	}
+	t.Fatalf("task %s in %s not %s within %s:\n%s", id, namespace, status, within, out)
+}
+
 // TaskPID is the host pid of a task's init.
 func (c *Containerd) TaskPID(t testing.TB, namespace, id string) int {
 	t.Helper()
@@ -283,12 +300,10 @@ func (c *Containerd) Log(namespace, id string) string {
 // is mounted under Dir, removes the containers' cgroups and Dir. It runs
 // once, also as the test's cleanup; the kubelet must be stopped before,
 // or it starts the pods again.
-func (c *Containerd) Stop(t testing.TB) {
+func (c *Containerd) Stop(t testing.TB) { c.stopOnce.Do(func() { c.stop(t) }) }
+
+func (c *Containerd) stop(t testing.TB) {
 	c.mu.Lock()
-	if c.stopped {
-		c.mu.Unlock()
-		return
-	}
 	c.stopped = true
 	c.mu.Unlock()
 	if c.proc != nil && !c.proc.exited() {

@@ -65,9 +65,9 @@ type Kube struct {
 	kubeletHealth string
 	madeHostDirs  []string // by the kubelet, outside Dir
 
-	mu      sync.Mutex
-	procs   map[string]*proc // by program name
-	stopped bool
+	mu       sync.Mutex
+	procs    map[string]*proc // by program name
+	stopOnce sync.Once
 }
 
 // StartKube starts the cluster rig and stops it when the test ends. The
@@ -130,16 +130,10 @@ func StartKube(t testing.TB, opts KubeOptions) *Kube {
 // containerd, containerd, the API server, etcd; then it removes the
 // kubelet's cgroups and what it wrote outside Dir, unmounts what is
 // mounted under Dir (the kubelet's volumes and its root's own bind
-// mount) and removes Dir. It runs once,
-// also as the test's cleanup.
-func (k *Kube) Stop(t testing.TB) {
-	k.mu.Lock()
-	if k.stopped {
-		k.mu.Unlock()
-		return
-	}
-	k.stopped = true
-	k.mu.Unlock()
+// mount) and removes Dir. It runs once, also as the test's cleanup.
+func (k *Kube) Stop(t testing.TB) { k.stopOnce.Do(func() { k.stop(t) }) }
+
+func (k *Kube) stop(t testing.TB) {
 	start := time.Now()
 	defer func() { t.Logf("cluster rig stopped and removed in %s", time.Since(start).Round(10*time.Millisecond)) }()
 	for _, name := range []string{"kubelet", "kube-scheduler", "kube-controller-manager"} {
