@@ -166,14 +166,16 @@ func (n *node) killPod(st *pod, k kill) {
 }
 
 // killContainer tells a kill of the run of k.container alive at k.at,
-// once per kind: from the pod's status, or, when the status has no word
-// of the container yet, from the runtime.
+// once per kind: from the pod's status, or, when the status names no run
+// alive then (none yet, or the ContainerStatusUnknown an eviction leaves
+// in place of the run it killed), from the runtime.
 func (n *node) killContainer(st *pod, k kill) {
 	var id string
 	var ok bool
 	if s := statusOf(st.p, k.container); s != nil {
 		id, ok = aliveAt(s, k.at)
-	} else if n.containers != nil {
+	}
+	if !ok && n.containers != nil {
 		id, ok = n.containers.KubeContainer(runtimeUID(st.p), k.container)
 	}
 	if !ok || !st.first(k.kind, id) {

@@ -162,6 +162,13 @@ func TestNode(t *testing.T) {
 				n.podGone(evictedUnknown(), t0.Add(time.Minute))
 			},
 			want: []told{{attribution.KindKubeEviction, side1, 0}, {attribution.KindKubeEviction, run1, 0}}},
+		{name: "the made-up status before the Evicted event: the runtime's run",
+			lookup: lookup{podUID + "/app": run1},
+			steps: func(n *node) {
+				n.podSeen(evictedUnknown(), t0)
+				n.eventSeen(kubeletEvent("Evicted", "The node was low on resource: memory.", "app", t0))
+			},
+			want: []told{{attribution.KindKubeEviction, side1, 0}, {attribution.KindKubeEviction, run1, 0}}},
 		{name: "Eviction API: the eviction, and the deletion that carried it out",
 			steps: func(n *node) {
 				n.podSeen(deleting(disrupted("EvictionByEvictionAPI", "", t0)), t0)
