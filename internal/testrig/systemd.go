@@ -199,24 +199,11 @@ func (m *SystemdUser) Logs() string {
 	return b.String()
 }
 
+// spawn starts a program of the manager's in a session of its own (a
+// signal to the test's group does not reach it), logging to logName.
 func (m *SystemdUser) spawn(t *testing.T, logName, name string, args ...string) *proc {
 	t.Helper()
-	log, err := os.OpenFile(filepath.Join(m.logDir, logName), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(name, args...)
-	cmd.Env = append(os.Environ(), m.Env...)
-	cmd.Stdout, cmd.Stderr = log, log
-	// A session of its own: a signal to the test's group does not reach it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
-		log.Close()
-		t.Fatalf("starting %s: %v", name, err)
-	}
-	p := &proc{cmd: cmd, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); log.Close(); close(p.done) }()
-	return p
+	return startProcess(t, filepath.Join(m.logDir, logName), m.Env, name, args...)
 }
 
 func systemdBinary() string {
