@@ -23,7 +23,7 @@ func TestKubeRig(t *testing.T) {
 	testrig.SkipInShortLoop(t)
 	k := testrig.StartKube(t, testrig.KubeOptions{})
 	image := k.ImportHelperImage(t)
-	k.Apply(t, helperPod(k.Node, "sleeper", image))
+	k.Apply(t, kubePod(k.Node, "sleeper", image, podSpec{restart: "Always"}))
 
 	pod := k.WaitPod(t, "default", "sleeper", 2*time.Minute, "running container", func(p *corev1.Pod) bool {
 		return p.Status.Phase == corev1.PodRunning && len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].Ready
@@ -59,7 +59,7 @@ func TestKubeRig(t *testing.T) {
 
 	// After the restart: a container the stopped kubelet was creating
 	// ends as a StartError (128), not as the crash this is about.
-	k.Apply(t, helperPod(k.Node, "crasher", image, "-sleep=500ms", "-exit=3"))
+	k.Apply(t, kubePod(k.Node, "crasher", image, podSpec{restart: "Always"}, "-sleep=500ms", "-exit=3"))
 	crash := k.WaitPod(t, "default", "crasher", 3*time.Minute, "restartCount 2", func(p *corev1.Pod) bool {
 		return len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].RestartCount >= 2
 	})
@@ -188,31 +188,6 @@ func assertKubeGone(t *testing.T, k *testrig.Kube) {
 	if _, err := os.Stat("/var/lib/kubelet/device-plugins/kubelet.sock"); err == nil {
 		t.Error("the kubelet's device plugin socket is left")
 	}
-}
-
-// helperPod is a pod of the helper image on the host network, bound to
-// the node (no scheduler runs), with no service account token.
-func helperPod(node, name, image string, args ...string) string {
-	quoted := make([]string, len(args))
-	for i, a := range args {
-		quoted[i] = strconv.Quote(a)
-	}
-	return fmt.Sprintf(`apiVersion: v1
-kind: Pod
-metadata:
-  name: %s
-  namespace: default
-spec:
-  nodeName: %s
-  hostNetwork: true
-  automountServiceAccountToken: false
-  terminationGracePeriodSeconds: 2
-  containers:
-  - name: main
-    image: %s
-    imagePullPolicy: Never
-    args: [%s]
-`, name, node, image, strings.Join(quoted, ", "))
 }
 
 // TestContainerdRig runs a task on the rig's second containerd, kills it
