@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/exit137-exporter/exit137-exporter/attribution"
+	"github.com/exit137-exporter/exit137-exporter/cgroupfs"
 	"github.com/exit137-exporter/exit137-exporter/tracker"
 )
 
@@ -43,19 +44,21 @@ func (c *containersCollector) Update(ch chan<- prometheus.Metric) error {
 		if v.Name == "" {
 			continue
 		}
-		values := containerValues(id, v)
+		// The values are spelled out at each call: a slice built once
+		// would be allocated for every container at every scrape.
+		short := cgroupfs.ShortID(id)
 		b := make(seriesBatch, 0, 4)
-		b.send(ch, containerInfoDesc, prometheus.GaugeValue, 1,
-			c.info.get(id, infoLabels, append(values, v.ComposeProject, v.ComposeService, v.SystemdUnit)...))
+		b.send(ch, containerInfoDesc, prometheus.GaugeValue, 1, c.info.get(id, infoLabels,
+			short, v.Name, v.Image, v.Namespace, v.Pod, v.Container, v.ComposeProject, v.ComposeService, v.SystemdUnit))
 		if v.LastExit == nil {
 			continue
 		}
-		labels := c.lastExit.get(id, containerLabels, values...)
+		labels := c.lastExit.get(id, containerLabels, short, v.Name, v.Image, v.Namespace, v.Pod, v.Container)
 		b.send(ch, lastExitCodeDesc, prometheus.GaugeValue, float64(v.LastExit.ExitCode), labels)
 		b.send(ch, lastExitTimeDesc, prometheus.GaugeValue, float64(v.LastExit.Time.UnixNano())/1e9, labels)
 		if v.LastCause != "" {
 			b.send(ch, lastKillCauseDesc, prometheus.GaugeValue, 1,
-				c.lastKill.get(id, lastKillLabels, append(values, string(v.LastCause))...))
+				c.lastKill.get(id, lastKillLabels, short, v.Name, v.Image, v.Namespace, v.Pod, v.Container, string(v.LastCause)))
 		}
 	}
 	return nil

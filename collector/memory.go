@@ -21,11 +21,6 @@ import (
 // has them).
 var containerLabels = []string{"id", "name", "image", "namespace", "pod", "container"}
 
-// containerValues are a container's containerLabels values.
-func containerValues(id string, v tracker.View) []string {
-	return []string{cgroupfs.ShortID(id), v.Name, v.Image, v.Namespace, v.Pod, v.Container}
-}
-
 var (
 	memUsageDesc      = desc("container_memory_usage_bytes", "Memory the container's cgroup uses, page cache included.", containerLabels...)
 	memWorkingSetDesc = desc("container_memory_working_set_bytes", "Usage minus inactive file cache: what the OOM killer weighs against the limit.", containerLabels...)
@@ -126,7 +121,7 @@ func (c *memoryCollector) Update(ch chan<- prometheus.Metric) error {
 
 // send sends one container's memory series.
 func (c *memoryCollector) send(ch chan<- prometheus.Metric, id string, m *cgroupfs.Memory, v tracker.View, now time.Time) {
-	labels := c.labels.get(id, containerLabels, containerValues(id, v)...)
+	labels := c.labels.get(id, containerLabels, cgroupfs.ShortID(id), v.Name, v.Image, v.Namespace, v.Pod, v.Container)
 	b := make(seriesBatch, 0, 6)
 	b.send(ch, memUsageDesc, prometheus.GaugeValue, float64(m.Usage), labels)
 	b.send(ch, memWorkingSetDesc, prometheus.GaugeValue, float64(m.WorkingSet), labels)
