@@ -164,9 +164,20 @@ const (
 
 // step returns a clock that moves 1 ms a call from now: event times in
 // the order the runtime makes them.
+// step stamps events as containerd does, by the wall clock (an event is
+// never stamped after a reconcile that follows it: one that was took a
+// run the reconcile had found ended for a later run), and strictly in
+// order.
 func step() func() time.Time {
-	at := time.Now()
-	return func() time.Time { at = at.Add(time.Millisecond); return at }
+	var last time.Time
+	return func() time.Time {
+		at := time.Now()
+		if !at.After(last) {
+			at = last.Add(time.Nanosecond)
+		}
+		last = at
+		return at
+	}
 }
 
 func TestSessionCountsEachDeathOnce(t *testing.T) {
