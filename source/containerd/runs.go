@@ -31,7 +31,7 @@ type runBook map[string]*runNote
 // started records a start event of the run with pid, and returns the
 // start time to describe it with.
 func (b runBook) started(id string, pid int, created time.Time) time.Time {
-	if n := b[id]; n != nil && n.pid == pid && n.exited.IsZero() {
+	if n := b[id]; n != nil && n.of(pid) && n.exited.IsZero() {
 		return n.start
 	}
 	return b.next(id, pid, created)
@@ -48,10 +48,21 @@ func (b runBook) exited(id string, pid int, exitedAt time.Time, created time.Tim
 // startOf returns the start time of the run with pid (0: the latest run,
 // whatever its pid) found by a reconcile of a container created at created.
 func (b runBook) startOf(id string, pid int, created time.Time) time.Time {
-	if n := b[id]; n != nil && (pid == 0 || n.pid == pid) {
+	if n := b[id]; n != nil && (pid == 0 || n.of(pid)) {
 		return n.start
 	}
 	return b.next(id, pid, created)
+}
+
+// of reports whether the note is of the run with pid, and learns the pid
+// of a run it knew without one: the CRI's status of a container whose task
+// is gone has no pid, and a CRI container runs once, so its exit event
+// (with the pid) that comes after is of that run, not of a later one.
+func (n *runNote) of(pid int) bool {
+	if n.pid == 0 {
+		n.pid = pid
+	}
+	return n.pid == pid
 }
 
 // next records a run after every one the book knows of id.

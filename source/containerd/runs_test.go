@@ -52,6 +52,13 @@ func TestRunBookStartTimes(t *testing.T) {
 				func(b runBook) time.Time { return b.startOf(id1, 11, created) },
 			},
 			[]time.Time{created, created.Add(time.Nanosecond)}},
+		{"a CRI run found by its status (no pid), then its exit event: the same run",
+			[]func(b runBook) time.Time{
+				func(b runBook) time.Time { return b.startOf(id1, 0, created) },
+				func(b runBook) time.Time { return b.exited(id1, 10, ms(9), created) },
+				func(b runBook) time.Time { return b.startOf(id1, 0, created) },
+			},
+			[]time.Time{created, created, created}},
 		{"a new task seen starting after an exit, even with the pid reused",
 			[]func(b runBook) time.Time{
 				func(b runBook) time.Time { return b.started(id1, 10, created) },
