@@ -85,7 +85,7 @@ func TestDaemonSetOnCluster(t *testing.T) {
 
 	const ns = "e137-deploy"
 	k.Kubectl(t, "create", "namespace", ns)
-	waitUntil(t, time.Minute, "the namespace's default service account", func() bool {
+	testrig.WaitUntil(t, time.Minute, "the namespace's default service account", func() bool {
 		_, err := k.TryKubectl("-n", ns, "get", "serviceaccount", "default")
 		return err == nil
 	})
@@ -308,7 +308,7 @@ func stopExporterPod(t *testing.T, k *testrig.Kube, tracefs string, pid int) {
 	if out, err := k.TryKubectl("-n", deployNamespace, "delete", "daemonset", "exit137-exporter", "--cascade=foreground", "--timeout=90s"); err != nil {
 		t.Errorf("deleting the DaemonSet: %v\n%s", err, out)
 	}
-	waitUntil(t, time.Minute, "the exporter to stop", func() bool { return syscall.Kill(pid, 0) != nil })
+	testrig.WaitUntil(t, time.Minute, "the exporter to stop", func() bool { return syscall.Kill(pid, 0) != nil })
 	instance := filepath.Join(tracefs, "instances", fmt.Sprintf("exit137-%d", pid))
 	if _, err := os.Stat(instance); err == nil {
 		t.Errorf("the exporter stopped by SIGTERM left its trace instance %s", instance)

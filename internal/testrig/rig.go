@@ -55,6 +55,19 @@ func Need(t testing.TB, format string, args ...any) {
 // fails.
 func ShortLoop() bool { return testing.Short() && !InCI() }
 
+// WaitUntil polls cond every 10 ms until it holds, failing the test
+// after within.
+func WaitUntil(t testing.TB, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", within, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // SkipInShortLoop skips a real-host test in the quick loop.
 func SkipInShortLoop(t testing.TB) {
 	t.Helper()

@@ -97,7 +97,7 @@ func StartSystemdUser(t *testing.T) *SystemdUser {
 
 	m.bus = m.spawn(t, "dbus.log", "dbus-daemon", "--session", "--nofork", "--address=unix:path="+filepath.Join(runtime, "bus"))
 	t.Cleanup(func() { stopByPID(m.bus, 5*time.Second) })
-	waitFor(t, 10*time.Second, "the session bus socket", func() bool {
+	WaitUntil(t, 10*time.Second, "the session bus socket", func() bool {
 		_, err := os.Stat(filepath.Join(runtime, "bus"))
 		return err == nil
 	})
@@ -116,7 +116,7 @@ func (m *SystemdUser) startManager(t *testing.T, bin string) {
 	}
 	script := `for f; do echo $$ > "$f" || exit 1; done; exec ` + bin + ` --user`
 	m.manager = m.spawn(t, "systemd.log", "/bin/sh", append([]string{"-c", script, "sh"}, procs...)...)
-	waitFor(t, 30*time.Second, "the user manager to run", func() bool {
+	WaitUntil(t, 30*time.Second, "the user manager to run", func() bool {
 		out, _ := m.TrySystemctl("is-system-running")
 		return out == "running" || out == "degraded"
 	})
@@ -225,17 +225,6 @@ func stopByPID(p *proc, grace time.Duration) {
 	case <-time.After(grace):
 		_ = p.cmd.Process.Kill()
 		<-p.done
-	}
-}
-
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", within, what)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }
 

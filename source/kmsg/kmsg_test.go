@@ -66,7 +66,7 @@ func startSourceOpts(t *testing.T, opts Options, sink source.Sink, prepare func(
 		prepare(s)
 	}
 	runSource(t, s)
-	waitFor(t, "source up", health.Up)
+	testrig.WaitUntil(t, 10*time.Second, "source up", health.Up)
 	return s, health
 }
 
@@ -87,17 +87,6 @@ func runSource(t *testing.T, s *Source) {
 			t.Error("Run did not return after cancel")
 		}
 	})
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func appendFile(t *testing.T, path string, data string) {
@@ -201,7 +190,7 @@ func TestSourceFileSplitWritesAndNoJoin(t *testing.T) {
 		t.Errorf("host-wide evidence %+v", e)
 	}
 	sink.none(t, 100*time.Millisecond)
-	waitFor(t, "counts", func() bool { k := s.OOMKills(); return k["memcg"] == 4 && k["none"] == 1 })
+	testrig.WaitUntil(t, 10*time.Second, "counts", func() bool { k := s.OOMKills(); return k["memcg"] == 4 && k["none"] == 1 })
 	if health.Events() != 5 {
 		t.Errorf("events = %d, want 5", health.Events())
 	}
@@ -279,7 +268,7 @@ func TestSourceRetriesOpen(t *testing.T) {
 	if err := os.WriteFile(path, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "source up", health.Up)
+	testrig.WaitUntil(t, 10*time.Second, "source up", health.Up)
 	appendFile(t, path, realOOMKillRecord+realKilledRecord)
 	sink.next(t, 5*time.Second)
 }

@@ -393,7 +393,7 @@ func TestSourceSince(t *testing.T) {
 	if e := sink.next(t, 5*time.Second); e.Pid != 300 || e.Container != "" || e.Constraint != "CONSTRAINT_NONE" {
 		t.Errorf("replayed kill without a summary: %+v (a replayed pid must not be looked up)", e)
 	}
-	waitFor(t, "replay done", func() bool {
+	testrig.WaitUntil(t, 10*time.Second, "replay done", func() bool {
 		// The file's end ends the replay; the Run goroutine owns the
 		// flag, so wait on its effect instead: a live kill is looked up.
 		appendFile(t, path, record(3, 14, monoNow(t), killedLine("Memory cgroup out of memory", 400, "alloc")))

@@ -71,7 +71,7 @@ func startRig(t *testing.T) (*testrig.Kube, string, *collected) {
 		}
 	})
 	_, health := runSource(t, k.Kubeconfig, k.Node, told)
-	waitFor(t, "the source up", health.Up)
+	testrig.WaitUntil(t, 10*time.Second, "the source up", health.Up)
 	return k, image, told
 }
 
@@ -134,7 +134,7 @@ func TestRealKubeletKills(t *testing.T) {
 		t.Errorf("the probe-killed run exited %d, want 137", dead.ExitCode)
 	}
 	var probe attribution.Evidence
-	waitFor(t, "the probe kill's evidence", func() (ok bool) {
+	testrig.WaitUntil(t, 10*time.Second, "the probe kill's evidence", func() (ok bool) {
 		probe, ok = told.find(attribution.KindKubeProbe, containerID(dead.ContainerID))
 		return ok
 	})
@@ -155,7 +155,7 @@ func TestRealKubeletKills(t *testing.T) {
 	id := runningID(t, k, "deleted")
 	k.Kubectl(t, "delete", "pod", "deleted", "--wait=false")
 	var deletion attribution.Evidence
-	waitFor(t, "the deletion's evidence", func() (ok bool) {
+	testrig.WaitUntil(t, 10*time.Second, "the deletion's evidence", func() (ok bool) {
 		deletion, ok = told.find(attribution.KindKubeDeletion, id)
 		return ok
 	})
@@ -174,7 +174,7 @@ func TestRealKubeletKills(t *testing.T) {
 	}
 	k.Kubectl(t, "create", "--raw", "/api/v1/namespaces/default/pods/evicted-by-api/eviction", "-f", eviction)
 	var evicted, carriedOut attribution.Evidence
-	waitFor(t, "the eviction's and the deletion's evidence", func() bool {
+	testrig.WaitUntil(t, 10*time.Second, "the eviction's and the deletion's evidence", func() bool {
 		var ok1, ok2 bool
 		evicted, ok1 = told.find(attribution.KindKubeEviction, id)
 		carriedOut, ok2 = told.find(attribution.KindKubeDeletion, id)
@@ -202,7 +202,7 @@ func TestRealKubeletKills(t *testing.T) {
 		t.Fatal(err)
 	}
 	refused, refusedHealth := runSource(t, wrong, k.Node, &collected{})
-	waitFor(t, "the refusal counted", func() bool { return refusedHealth.Errors() > 0 })
+	testrig.WaitUntil(t, 10*time.Second, "the refusal counted", func() bool { return refusedHealth.Errors() > 0 })
 	if refusedHealth.Up() {
 		t.Error("up with a token the API refuses")
 	}
@@ -232,7 +232,7 @@ func TestRealEviction(t *testing.T) {
 			p.Status.ContainerStatuses[0].State.Terminated != nil
 	})
 	var eviction attribution.Evidence
-	waitFor(t, "the eviction's evidence", func() (ok bool) {
+	testrig.WaitUntil(t, 10*time.Second, "the eviction's evidence", func() (ok bool) {
 		eviction, ok = told.find(attribution.KindKubeEviction, id)
 		return ok
 	})

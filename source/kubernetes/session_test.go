@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/exit137-exporter/exit137-exporter/attribution"
+	"github.com/exit137-exporter/exit137-exporter/internal/testrig"
 	"github.com/exit137-exporter/exit137-exporter/source"
 )
 
@@ -138,18 +139,6 @@ current-context: test
 	return path
 }
 
-// waitFor polls cond for up to 10 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // waitOpened waits until both watches are open (again).
 func waitOpened(t *testing.T, f *fakeAPI, n int) {
 	t.Helper()
@@ -185,7 +174,7 @@ func TestSession(t *testing.T) {
 	go func() { s.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
 
-	waitFor(t, "the 403 counted", func() bool { return health.Errors() > 0 })
+	testrig.WaitUntil(t, 10*time.Second, "the 403 counted", func() bool { return health.Errors() > 0 })
 	if health.Up() {
 		t.Fatal("up while forbidden")
 	}
@@ -202,7 +191,7 @@ func TestSession(t *testing.T) {
 	f.forbidden = false
 	f.mu.Unlock()
 	waitOpened(t, f, 2)
-	waitFor(t, "up", health.Up)
+	testrig.WaitUntil(t, 10*time.Second, "up", health.Up)
 	if p := s.Probe(t0); p != nil {
 		t.Errorf("probe while up: %+v", p)
 	}
@@ -222,7 +211,7 @@ func TestSession(t *testing.T) {
 	stranger.InvolvedObject.UID, stranger.UID, stranger.ResourceVersion = "other-pod", "ev-other", "203"
 	f.send(t, "events", "MODIFIED", again)
 	f.send(t, "events", "ADDED", stranger)
-	waitFor(t, "the probe kills", func() bool { return len(evidence()) >= 2 })
+	testrig.WaitUntil(t, 10*time.Second, "the probe kills", func() bool { return len(evidence()) >= 2 })
 	// Then the pod evicted through the Eviction API.
 	evicted := deleting(disrupted("EvictionByEvictionAPI", "", t0.Add(100*time.Second)))
 	evicted.Status.ContainerStatuses = restarted().Status.ContainerStatuses
@@ -230,7 +219,7 @@ func TestSession(t *testing.T) {
 	f.send(t, "pods", "MODIFIED", evicted)
 	want := []told{{attribution.KindKubeProbe, run1, 0}, {attribution.KindKubeProbe, run2, 90 * time.Second},
 		{attribution.KindKubeEviction, side1, 100 * time.Second}, {attribution.KindKubeEviction, run2, 100 * time.Second}}
-	waitFor(t, "the eviction", func() bool { return len(evidence()) >= 4 })
+	testrig.WaitUntil(t, 10*time.Second, "the eviction", func() bool { return len(evidence()) >= 4 })
 
 	// The server ends the event watch: reopened from the last version.
 	f.end("events")
@@ -263,7 +252,7 @@ func TestSession(t *testing.T) {
 	f.forbidden = true
 	f.mu.Unlock()
 	f.end("pods")
-	waitFor(t, "down", func() bool { return !health.Up() })
+	testrig.WaitUntil(t, 10*time.Second, "down", func() bool { return !health.Up() })
 	if p := s.Probe(t0); len(p) != 1 {
 		t.Errorf("probe after the API forbade again: %+v", p)
 	}
@@ -289,7 +278,7 @@ func TestSessionWatchEndsAtOnce(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { s.Run(ctx); close(done) }()
-	waitFor(t, "the watch's end counted", func() bool { return health.Errors() > 0 })
+	testrig.WaitUntil(t, 10*time.Second, "the watch's end counted", func() bool { return health.Errors() > 0 })
 	time.Sleep(500 * time.Millisecond)
 	cancel()
 	<-done
