@@ -27,7 +27,7 @@ const (
 
 var (
 	runtimeName = kingpin.Flag("runtime",
-		"Container runtime to follow: docker (dockerd, or Podman's service), containerd (a kubelet's CRI containers), or auto: each whose socket exists.").
+		"Container runtime to follow: docker (dockerd, or Podman's service), containerd (a kubelet's CRI containers), or auto: containerd when its socket exists, Docker unless the host shows containerd alone.").
 		Default(runtimeAuto).Enum(runtimeAuto, runtimeDocker, runtimeContainerd)
 	containerdAddress = kingpin.Flag("containerd.address", "containerd's socket.").
 				Default("/run/containerd/containerd.sock").String()
@@ -41,17 +41,25 @@ var (
 				String()
 )
 
-// runtimes says which runtime sources to start: what --runtime names, or
-// on auto each whose socket is there.
+// runtimes says which runtime sources to start, from --runtime and the
+// sockets present now.
 func runtimes(dockerHost string, dockerOff bool) (docker, cri bool) {
-	switch *runtimeName {
+	return chooseRuntimes(*runtimeName, dockerOff, dockerHost != "" || socketExists("/var/run/docker.sock"),
+		socketExists(strings.TrimPrefix(*containerdAddress, "unix://")))
+}
+
+// chooseRuntimes is runtimes' rule. On auto, Docker is followed unless the
+// host shows containerd alone (a Kubernetes node): a Docker host whose
+// daemon is not up yet still gets a source that waits for it, and says so
+// in source_up.
+func chooseRuntimes(mode string, dockerOff, dockerSocket, containerdSocket bool) (docker, cri bool) {
+	switch mode {
 	case runtimeDocker:
 		return !dockerOff, false
 	case runtimeContainerd:
 		return false, true
 	}
-	return !dockerOff && (dockerHost != "" || socketExists("/var/run/docker.sock")),
-		socketExists(strings.TrimPrefix(*containerdAddress, "unix://"))
+	return !dockerOff && (dockerSocket || !containerdSocket), containerdSocket
 }
 
 func socketExists(path string) bool {
