@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,10 +12,6 @@ import (
 	"sort"
 	"strings"
 	"time"
-
-	"github.com/docker/docker/api/types/events"
-	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/client"
 
 	"github.com/exit137-exporter/exit137-exporter/attribution"
 	"github.com/exit137-exporter/exit137-exporter/source"
@@ -110,14 +107,11 @@ func strengthNote(s attribution.Strength) string {
 func afterTheFact(cfg explainConfig, out io.Writer) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
-	if *cfg.dockerHost != "" {
-		opts = append(opts, client.WithHost(*cfg.dockerHost))
-	}
-	dc, err := client.NewClientWithOpts(opts...)
+	dc, err := docker.NewClient(*cfg.dockerHost)
 	if err != nil {
 		return err
 	}
+	defer dc.Close()
 	info, err := dc.ContainerInspect(ctx, *cfg.target)
 	if err != nil {
 		return fmt.Errorf("docker inspect %s: %w (a removed container leaves nothing to inspect; run the exporter to keep its verdicts)", *cfg.target, err)
@@ -137,13 +131,13 @@ func afterTheFact(cfg explainConfig, out io.Writer) error {
 
 	var evidence []attribution.Evidence
 	var unseen []string
-	if ev, err := dockerEventHistory(ctx, dc, info.ID, finished); err != nil {
+	ev, err := dockerEventHistory(ctx, dc, info.ID, finished)
+	evidence = append(evidence, ev...) // what was read before an error is evidence still
+	switch {
+	case err != nil:
 		unseen = append(unseen, "Docker events ("+err.Error()+")")
-	} else {
-		evidence = append(evidence, ev...)
-		if len(ev) == 0 {
-			unseen = append(unseen, "runtime kill/stop/oom events: none for this container remain (dockerd keeps only its last 256 events in memory)")
-		}
+	case len(ev) == 0:
+		unseen = append(unseen, "runtime kill/stop/oom events: none for this container remain (dockerd keeps only its last 256 events in memory)")
 	}
 	kernel, err := kmsg.History(*cfg.kmsgPath, info.ID)
 	if err != nil {
@@ -184,27 +178,39 @@ func afterTheFact(cfg explainConfig, out io.Writer) error {
 
 // dockerEventHistory asks the daemon for the container's events around
 // the death; the daemon replays what its in-memory buffer still holds.
-func dockerEventHistory(ctx context.Context, dc *client.Client, id string, died time.Time) ([]attribution.Evidence, error) {
+// A line that is no event is skipped, and said after the others.
+func dockerEventHistory(ctx context.Context, dc *docker.Client, id string, died time.Time) ([]attribution.Evidence, error) {
 	since, until := died.Add(-afterTheFactWindow), died.Add(attribution.ClockSkew+time.Second)
-	if v, err := dc.ServerVersion(ctx); err == nil {
+	if v, err := dc.Version(ctx); err == nil {
 		until = docker.RuntimeOf(v).ReplayUntil(until, time.Now())
 	}
-	msgs, errs := dc.Events(ctx, events.ListOptions{
+	stream, err := dc.Events(ctx, docker.EventOptions{
 		Since:   fmt.Sprint(since.Unix()),
 		Until:   fmt.Sprint(until.Unix()),
-		Filters: filters.NewArgs(filters.Arg("container", id)),
+		Filters: map[string][]string{"container": {id}},
 	})
+	if err != nil {
+		return nil, err
+	}
+	defer stream.Close()
 	var out []attribution.Evidence
+	var malformed error
 	for {
-		select {
-		case m := <-msgs:
+		m, err := stream.Next()
+		var bad *docker.MalformedEventError
+		switch {
+		case err == nil:
 			if e, ok := docker.Evidence(m); ok {
 				out = append(out, e)
 			}
-		case err := <-errs:
-			if err == io.EOF || err == nil {
-				sort.Slice(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
-				return out, nil
+		case errors.As(err, &bad):
+			if malformed == nil {
+				malformed = err
+			}
+		default:
+			sort.Slice(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
+			if errors.Is(err, io.EOF) {
+				return out, malformed
 			}
 			return out, err
 		}

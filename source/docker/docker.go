@@ -20,11 +20,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/events"
-	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/client"
-
 	"github.com/exit137-exporter/exit137-exporter/attribution"
 	"github.com/exit137-exporter/exit137-exporter/source"
 	"github.com/exit137-exporter/exit137-exporter/tracker"
@@ -54,7 +49,7 @@ type Options struct {
 // Source follows one Docker daemon.
 type Source struct {
 	opts    Options
-	client  *client.Client
+	client  *Client
 	tracker *tracker.Tracker
 	health  *source.Health
 	logger  *slog.Logger
@@ -80,11 +75,7 @@ const (
 
 // New makes the client; it does not connect.
 func New(opts Options, t *tracker.Tracker, health *source.Health, logger *slog.Logger) (*Source, error) {
-	clientOpts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
-	if opts.Host != "" {
-		clientOpts = append(clientOpts, client.WithHost(opts.Host))
-	}
-	c, err := client.NewClientWithOpts(clientOpts...)
+	c, err := NewClient(opts.Host)
 	if err != nil {
 		return nil, fmt.Errorf("docker client for %q: %w", opts.Host, err)
 	}
@@ -173,10 +164,9 @@ const replayOverlap = time.Second
 func (s *Source) session(ctx context.Context) (streamed bool, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if _, err := s.client.Ping(ctx); err != nil {
+	if err := s.client.Ping(ctx); err != nil { // and negotiates the API version
 		return false, err
 	}
-	s.client.NegotiateAPIVersion(ctx)
 	rt := s.detectRuntime(ctx)
 	if info, err := s.client.Info(ctx); err == nil && s.opts.OnDataRoot != nil && info.DockerRootDir != "" {
 		s.opts.OnDataRoot(info.DockerRootDir)
@@ -193,19 +183,35 @@ func (s *Source) session(ctx context.Context) (streamed bool, err error) {
 		return false, fmt.Errorf("replay events during the reconcile: %w", err)
 	}
 	s.tracker.CaughtUp()
-	msgs, errs := s.client.Events(ctx, eventOptions(reconciled, time.Time{}))
+	stream, err := s.client.Events(ctx, eventOptions(reconciled, time.Time{}))
+	if err != nil {
+		return false, fmt.Errorf("follow events: %w", err)
+	}
+	defer stream.Close()
 	s.health.SetUp(true, s.logger, nil)
 	for {
-		select {
-		case m := <-msgs:
-			s.handle(ctx, m)
-		case err := <-errs:
-			if err == nil || errors.Is(err, io.EOF) {
+		m, err := stream.Next()
+		if err != nil && !s.malformed(err) {
+			if errors.Is(err, io.EOF) {
 				err = errors.New("event stream closed")
 			}
 			return true, err
 		}
+		if err == nil {
+			s.handle(ctx, m)
+		}
 	}
+}
+
+// malformed counts and logs a line of the stream that is no event, and
+// reports whether err was one: the stream goes on past it.
+func (s *Source) malformed(err error) bool {
+	var bad *MalformedEventError
+	if !errors.As(err, &bad) {
+		return false
+	}
+	s.health.Error(s.logger, "a line of the event stream that is no event skipped", err)
+	return true
 }
 
 // drain handles the daemon's buffered events in [since, until]; the
@@ -213,33 +219,36 @@ func (s *Source) session(ctx context.Context) (streamed bool, err error) {
 func (s *Source) drain(ctx context.Context, since, until time.Time) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	msgs, errs := s.client.Events(ctx, eventOptions(since, until))
+	stream, err := s.client.Events(ctx, eventOptions(since, until))
+	if err != nil {
+		return err
+	}
+	defer stream.Close()
 	n := 0
 	for {
-		select {
-		case m := <-msgs:
+		m, err := stream.Next()
+		switch {
+		case err == nil:
 			s.handle(ctx, m)
 			n++
-		case err := <-errs:
-			if err != nil && !errors.Is(err, io.EOF) {
-				return err
-			}
+		case errors.Is(err, io.EOF):
 			s.logger.Debug("replayed events", "evidence_source", s.health.Name(), "since", since, "events", n)
 			return nil
+		case !s.malformed(err):
+			return err
 		}
 	}
 }
 
 // eventOptions asks for container events from since (and up to until when
 // not zero), at the nanosecond: Docker takes "seconds.nanoseconds".
-func eventOptions(since, until time.Time) events.ListOptions {
-	opts := events.ListOptions{Filters: filters.NewArgs(filters.Arg("type", string(events.ContainerEventType)))}
-	stamp := func(t time.Time) string { return fmt.Sprintf("%d.%09d", t.Unix(), t.Nanosecond()) }
+func eventOptions(since, until time.Time) EventOptions {
+	opts := EventOptions{Filters: map[string][]string{"type": {ContainerEvent}}}
 	if !since.IsZero() {
-		opts.Since = stamp(since)
+		opts.Since = Stamp(since)
 	}
 	if !until.IsZero() {
-		opts.Until = stamp(until)
+		opts.Until = Stamp(until)
 	}
 	return opts
 }
@@ -248,7 +257,7 @@ func eventOptions(since, until time.Time) events.ListOptions {
 // for all, and every run's state, from which the ledger infers exits the
 // events could not tell (and ignores what it already counted).
 func (s *Source) reconcile(ctx context.Context) error {
-	list, err := s.client.ContainerList(ctx, container.ListOptions{All: true})
+	list, err := s.client.ContainerList(ctx)
 	if err != nil {
 		return fmt.Errorf("list containers: %w", err)
 	}
@@ -256,12 +265,12 @@ func (s *Source) reconcile(ctx context.Context) error {
 	for _, c := range list {
 		present[c.ID] = true
 		info, err := s.client.ContainerInspect(ctx, c.ID)
-		if client.IsErrNotFound(err) {
+		if IsNotFound(err) {
 			delete(present, c.ID)
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("inspect %s: %w", c.ID[:12], err)
+			return fmt.Errorf("inspect %s: %w", shortID(c.ID), err)
 		}
 		s.tracker.Upsert(metaFromInspect(info))
 		if st, ok := runState(info); ok {
@@ -275,13 +284,13 @@ func (s *Source) reconcile(ctx context.Context) error {
 	return nil
 }
 
-func (s *Source) handle(ctx context.Context, m events.Message) {
+func (s *Source) handle(ctx context.Context, m Message) {
 	at := eventTime(m)
 	id := m.Actor.ID
 	attrs := m.Actor.Attributes
 	s.health.Event()
 	s.tracker.Seen(at)
-	switch action := string(m.Action); action {
+	switch m.Action {
 	case "create", "rename":
 		s.tracker.Upsert(metaFromAttributes(id, attrs))
 	case "start":
@@ -315,7 +324,7 @@ func (s *Source) handle(ctx context.Context, m events.Message) {
 // signal: its evidence has Signal 0, which no rule reads as a SIGKILL
 // (podman kill -s TERM makes the same event); a traced SIGKILL or the
 // kernel's word decides instead.
-func Evidence(m events.Message) (attribution.Evidence, bool) {
+func Evidence(m Message) (attribution.Evidence, bool) {
 	e := attribution.Evidence{Container: m.Actor.ID, Time: eventTime(m), Source: "docker"}
 	who := "docker"
 	if podmanEvent(m) {
@@ -339,7 +348,7 @@ func Evidence(m events.Message) (attribution.Evidence, bool) {
 	return e, true
 }
 
-func eventTime(m events.Message) time.Time {
+func eventTime(m Message) time.Time {
 	if m.TimeNano == 0 {
 		return time.Unix(m.Time, 0)
 	}
@@ -362,7 +371,7 @@ func metaFromAttributes(id string, attrs map[string]string) tracker.Meta {
 	}
 }
 
-func metaFromInspect(info container.InspectResponse) tracker.Meta {
+func metaFromInspect(info Container) tracker.Meta {
 	m := tracker.Meta{ID: info.ID, Name: strings.TrimPrefix(info.Name, "/")}
 	if info.Config != nil {
 		m.Image = info.Config.Image
@@ -377,7 +386,7 @@ func metaFromInspect(info container.InspectResponse) tracker.Meta {
 
 // runState is inspect's account of the latest run; ok is false when
 // inspect carried no state.
-func runState(info container.InspectResponse) (tracker.RunState, bool) {
+func runState(info Container) (tracker.RunState, bool) {
 	st := info.State
 	if st == nil {
 		return tracker.RunState{}, false
@@ -401,4 +410,12 @@ func parseTime(s string) time.Time {
 		return time.Time{}
 	}
 	return t
+}
+
+// shortID is an id as docker ps shows it.
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
 }

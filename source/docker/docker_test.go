@@ -4,18 +4,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/events"
-
 	"github.com/exit137-exporter/exit137-exporter/attribution"
 )
 
 func TestEvidenceFromEvents(t *testing.T) {
 	at := time.Date(2026, 11, 24, 12, 0, 0, 5, time.UTC)
-	msg := func(action string, attrs map[string]string) events.Message {
-		return events.Message{Action: events.Action(action), TimeNano: at.UnixNano(), Actor: events.Actor{ID: "c1", Attributes: attrs}}
+	msg := func(action string, attrs map[string]string) Message {
+		return Message{Action: action, TimeNano: at.UnixNano(), Actor: Actor{ID: "c1", Attributes: attrs}}
 	}
 	tests := []struct {
-		msg    events.Message
+		msg    Message
 		kind   attribution.Kind
 		signal int
 		ok     bool
@@ -39,7 +37,7 @@ func TestEvidenceFromEvents(t *testing.T) {
 }
 
 func TestEventTimeFallsBackToSeconds(t *testing.T) {
-	if got := eventTime(events.Message{Time: 1700000000}); !got.Equal(time.Unix(1700000000, 0)) {
+	if got := eventTime(Message{Time: 1700000000}); !got.Equal(time.Unix(1700000000, 0)) {
 		t.Fatalf("got %v", got)
 	}
 }

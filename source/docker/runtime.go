@@ -4,9 +4,6 @@ import (
 	"context"
 	"strings"
 	"time"
-
-	"github.com/docker/docker/api/types"
-	"github.com/docker/docker/api/types/events"
 )
 
 // The runtimes that serve the Docker Engine API.
@@ -37,7 +34,7 @@ func (s *Source) Runtime() (Runtime, bool) {
 // "Podman Engine" (and sends Libpod-Api-Version); dockerd names it
 // "Engine", and its platform "Docker Engine - Community" on Docker's own
 // builds (empty on Debian's).
-func RuntimeOf(v types.Version) Runtime {
+func RuntimeOf(v Version) Runtime {
 	rt := Runtime{Name: RuntimeDocker, Version: v.Version, APIVersion: v.APIVersion}
 	if strings.Contains(strings.ToLower(v.Platform.Name), "podman") {
 		rt.Name = RuntimePodman
@@ -58,7 +55,7 @@ func RuntimeOf(v types.Version) Runtime {
 // and keeps it. A failed answer keeps the previous one; with none it is
 // taken for Docker.
 func (s *Source) detectRuntime(ctx context.Context) Runtime {
-	v, err := s.client.ServerVersion(ctx)
+	v, err := s.client.Version(ctx)
 	if err != nil {
 		s.logger.Warn("container runtime version not answered", "evidence_source", s.health.Name(), "err", err)
 		if rt, ok := s.Runtime(); ok {
@@ -101,7 +98,7 @@ func (rt Runtime) ReplayUntil(until, now time.Time) time.Time {
 // podmanEvent reports whether an event came from Podman's compatible API:
 // it stamps every container event with podId and containerExitCode, which
 // dockerd never sets.
-func podmanEvent(m events.Message) bool {
+func podmanEvent(m Message) bool {
 	_, pod := m.Actor.Attributes["podId"]
 	_, code := m.Actor.Attributes["containerExitCode"]
 	return pod && code

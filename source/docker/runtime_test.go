@@ -5,9 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types"
-	"github.com/docker/docker/api/types/events"
-
 	"github.com/exit137-exporter/exit137-exporter/attribution"
 )
 
@@ -30,8 +27,8 @@ var (
 		"Version":"4.3.1","ApiVersion":"1.41","MinAPIVersion":"1.24"}`)
 )
 
-func decodeVersion(s string) types.Version {
-	var v types.Version
+func decodeVersion(s string) Version {
+	var v Version
 	if err := json.Unmarshal([]byte(s), &v); err != nil {
 		panic(err)
 	}
@@ -41,15 +38,15 @@ func decodeVersion(s string) types.Version {
 func TestRuntimeOf(t *testing.T) {
 	tests := []struct {
 		name string
-		v    types.Version
+		v    Version
 		want Runtime
 	}{
 		{"Debian docker.io", debianDockerVersion, Runtime{RuntimeDocker, "20.10.24+dfsg1", "1.41"}},
 		{"Docker CE", dockerCEVersion, Runtime{RuntimeDocker, "27.3.1", "1.47"}},
 		{"Debian podman", podmanVersion, Runtime{RuntimePodman, "4.3.1", "1.41"}},
-		{"podman named only by its platform", types.Version{Platform: struct{ Name string }{"Podman Engine"}, Version: "5.2.0", APIVersion: "1.41"},
+		{"podman named only by its platform", Version{Platform: struct{ Name string }{"Podman Engine"}, Version: "5.2.0", APIVersion: "1.41"},
 			Runtime{RuntimePodman, "5.2.0", "1.41"}},
-		{"an empty answer", types.Version{}, Runtime{Name: RuntimeDocker}},
+		{"an empty answer", Version{}, Runtime{Name: RuntimeDocker}},
 	}
 	for _, tt := range tests {
 		if got := RuntimeOf(tt.v); got != tt.want {
@@ -72,14 +69,14 @@ func TestDrainEnd(t *testing.T) {
 // every one carries podId and containerExitCode; kill names no signal.
 func TestPodmanEvidence(t *testing.T) {
 	at := time.Date(2026, 11, 30, 19, 56, 23, 190333772, time.UTC)
-	msg := func(action string, attrs map[string]string) events.Message {
+	msg := func(action string, attrs map[string]string) Message {
 		all := map[string]string{"containerExitCode": "0", "image": "localhost/exit137-helper:test",
 			"io.buildah.version": "1.28.2", "name": "t-kill", "podId": ""}
 		for k, v := range attrs {
 			all[k] = v
 		}
-		return events.Message{Type: events.ContainerEventType, Action: events.Action(action), TimeNano: at.UnixNano(),
-			Actor: events.Actor{ID: "e6bbe441196a", Attributes: all}}
+		return Message{Type: ContainerEvent, Action: action, TimeNano: at.UnixNano(),
+			Actor: Actor{ID: "e6bbe441196a", Attributes: all}}
 	}
 	kill := msg("kill", nil)
 	if !podmanEvent(kill) {
@@ -94,7 +91,7 @@ func TestPodmanEvidence(t *testing.T) {
 			t.Errorf("podman %s is no evidence: %+v", action, e)
 		}
 	}
-	docker := events.Message{Action: "kill", Actor: events.Actor{ID: "c1", Attributes: map[string]string{"name": "web", "image": "img", "signal": "9"}}}
+	docker := Message{Action: "kill", Actor: Actor{ID: "c1", Attributes: map[string]string{"name": "web", "image": "img", "signal": "9"}}}
 	if podmanEvent(docker) {
 		t.Error("a docker event taken for podman's")
 	}

@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/events"
-
 	"github.com/exit137-exporter/exit137-exporter/source"
 	"github.com/exit137-exporter/exit137-exporter/tracker"
 )
@@ -27,9 +25,9 @@ type fakeDaemon struct {
 	t *testing.T
 
 	mu         sync.Mutex
-	events     []events.Message
+	events     []Message
 	containers map[string]map[string]any // id → inspect body
-	live       map[chan events.Message]bool
+	live       map[chan Message]bool
 	calls      []string
 	cut        context.CancelFunc
 	cutCtx     context.Context
@@ -43,7 +41,7 @@ type fakeDaemon struct {
 }
 
 func newFakeDaemon(t *testing.T) (*fakeDaemon, string) {
-	f := &fakeDaemon{t: t, containers: map[string]map[string]any{}, live: map[chan events.Message]bool{}}
+	f := &fakeDaemon{t: t, containers: map[string]map[string]any{}, live: map[chan Message]bool{}}
 	f.cutCtx, f.cut = context.WithCancel(context.Background())
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", f.serve)
@@ -68,8 +66,8 @@ func (f *fakeDaemon) cutAll() {
 
 // emit appends an event at at and sends it to the live streams.
 func (f *fakeDaemon) emit(id, action string, at time.Time, attrs map[string]string) {
-	m := events.Message{Type: events.ContainerEventType, Action: events.Action(action), TimeNano: at.UnixNano(), Time: at.Unix(),
-		Actor: events.Actor{ID: id, Attributes: attrs}}
+	m := Message{Type: ContainerEvent, Action: action, TimeNano: at.UnixNano(), Time: at.Unix(),
+		Actor: Actor{ID: id, Attributes: attrs}}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.events = append(f.events, m)
@@ -147,14 +145,14 @@ func (f *fakeDaemon) serve(w http.ResponseWriter, r *http.Request) {
 			kind = "drain"
 		}
 		f.calls = append(f.calls, kind)
-		var buffered []events.Message
+		var buffered []Message
 		for _, m := range f.events {
 			at := time.Unix(0, m.TimeNano)
 			if (since.IsZero() || !at.Before(since)) && (until.IsZero() || !at.After(until)) {
 				buffered = append(buffered, m)
 			}
 		}
-		ch := make(chan events.Message, 100)
+		ch := make(chan Message, 100)
 		if until.IsZero() {
 			f.live[ch] = true
 		}
