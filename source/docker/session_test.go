@@ -161,7 +161,7 @@ func (f *fakeDaemon) serve(w http.ResponseWriter, r *http.Request) {
 		defer func() { f.mu.Lock(); delete(f.live, ch); f.mu.Unlock() }()
 		w.WriteHeader(http.StatusOK)
 		for _, m := range buffered {
-			_ = enc.Encode(m)
+			encodeEvent(w, enc, m)
 		}
 		w.(http.Flusher).Flush()
 		if !until.IsZero() {
@@ -170,7 +170,7 @@ func (f *fakeDaemon) serve(w http.ResponseWriter, r *http.Request) {
 		for {
 			select {
 			case m := <-ch:
-				_ = enc.Encode(m)
+				encodeEvent(w, enc, m)
 				w.(http.Flusher).Flush()
 			case <-cut.Done():
 				return
@@ -207,6 +207,17 @@ func (f *fakeDaemon) serve(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNotFound)
 		_ = enc.Encode(map[string]string{"message": "not faked"})
 	}
+}
+
+// garbageEvent is an event the fake sends as a line that is no event.
+const garbageEvent = "garbage"
+
+func encodeEvent(w http.ResponseWriter, enc *json.Encoder, m Message) {
+	if m.Type == garbageEvent {
+		_, _ = w.Write([]byte(`{"Type":"container","Action":"die","Actor":{"ID":` + "\n"))
+		return
+	}
+	_ = enc.Encode(m)
 }
 
 func runningState(started time.Time, pid int) map[string]any {
@@ -471,5 +482,48 @@ func TestPodmanRemoveIsDestroy(t *testing.T) {
 			t.Fatal("web still known after podman's remove event")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A line of the stream that is no event is counted as an error and
+// skipped: the events after it, live or replayed, are handled.
+func TestMalformedEventKeepsTheSessionsPlace(t *testing.T) {
+	h := newHarness(t)
+	start := time.Now()
+	h.daemon.set(cid, "web", runningState(start, 100))
+	h.daemon.emit(cid, "start", start.Add(time.Millisecond), map[string]string{"name": "web"})
+	h.connect()
+	garbage := func(at time.Time) {
+		h.daemon.mu.Lock()
+		defer h.daemon.mu.Unlock()
+		m := Message{Type: garbageEvent, TimeNano: at.UnixNano()}
+		h.daemon.events = append(h.daemon.events, m)
+		for ch := range h.daemon.live {
+			ch <- m
+		}
+	}
+	garbage(start.Add(5 * time.Millisecond))
+	h.daemon.emit(cid, "die", start.Add(10*time.Millisecond), die(137))
+	h.daemon.set(cid, "web", exitedState(start, start.Add(9*time.Millisecond), 137))
+	if got := h.exits()["web"]; got != 1 {
+		t.Fatalf("live: counted %d, want 1", got)
+	}
+	if errs := h.src.health.Errors(); errs != 1 {
+		t.Fatalf("live: %d errors counted, want 1", errs)
+	}
+	select {
+	case err := <-h.done:
+		t.Fatalf("the session ended at the malformed line: %v", err)
+	default:
+	}
+	// During a cut: replayed from the cursor, past the same line again.
+	h.cut()
+	h.daemon.emit(cid, "start", start.Add(20*time.Millisecond), map[string]string{"name": "web"})
+	garbage(start.Add(25 * time.Millisecond))
+	h.daemon.emit(cid, "die", start.Add(30*time.Millisecond), die(3))
+	h.daemon.set(cid, "web", exitedState(start.Add(19*time.Millisecond), start.Add(29*time.Millisecond), 3))
+	h.connect()
+	if got := h.exits()["web"]; got != 2 {
+		t.Fatalf("after the cut: counted %d, want 2 (calls: %s)", got, h.daemon.callLog())
 	}
 }
