@@ -63,6 +63,7 @@ var (
 // Exit137 is the prometheus.Collector that runs every enabled collector.
 type Exit137 struct {
 	collectors map[string]Collector
+	ids        *identities
 	logger     *slog.Logger
 }
 
@@ -75,6 +76,7 @@ func New(deps Deps) (*Exit137, error) {
 		}
 	}
 	sort.Strings(names)
+	deps.identities = &identities{}
 	collectors := make(map[string]Collector, len(names))
 	for _, name := range names {
 		c, err := factories[name](deps)
@@ -83,7 +85,7 @@ func New(deps Deps) (*Exit137, error) {
 		}
 		collectors[name] = c
 	}
-	return &Exit137{collectors: collectors, logger: deps.Logger}, nil
+	return &Exit137{collectors: collectors, ids: deps.identities, logger: deps.Logger}, nil
 }
 
 // Names lists the enabled collectors.
@@ -102,6 +104,8 @@ func (e *Exit137) Describe(ch chan<- *prometheus.Desc) {}
 
 // Collect runs every collector in parallel.
 func (e *Exit137) Collect(ch chan<- prometheus.Metric) {
+	scrape := e.ids.begin()
+	defer e.ids.sweep(scrape)
 	var wg sync.WaitGroup
 	wg.Add(len(e.collectors))
 	for name, c := range e.collectors {

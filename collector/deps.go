@@ -32,4 +32,8 @@ type Deps struct {
 
 	// ProcRoot is where the host's /proc is (--path.procfs); "" is /proc.
 	ProcRoot string
+
+	// identities are the containers' label pairs the collectors share;
+	// New makes them.
+	identities *identities
 }

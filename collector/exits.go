@@ -84,8 +84,8 @@ func (c *exitsCollector) labels(s tracker.ExitSeries) []*dto.LabelPair {
 	n := c.names[k]
 	if n == nil || *n.pod.Value != s.Pod { // a name's pod is known once its container was seen
 		n = &exitNameLabels{name: labelPair("name", validUTF8(s.Name)), image: labelPair("image", validUTF8(s.Image)),
-			namespace: sharedPair("namespace", s.Namespace), pod: labelPair("pod", validUTF8(s.Pod)),
-			container: labelPair("container", validUTF8(s.Container)),
+			namespace: sharedPair("namespace", s.Namespace), pod: ownPair("pod", s.Pod),
+			container: ownPair("container", s.Container),
 			series:    make([]exitKeyLabels, 0, 6), backing: make([]*dto.LabelPair, 0, 6*8)}
 		c.names[k] = n
 	}
@@ -114,6 +114,15 @@ func sharedPair(name, value string) *dto.LabelPair {
 	}
 	p, _ := sharedPairs.LoadOrStore(k, labelPair(name, validUTF8(value)))
 	return p.(*dto.LabelPair)
+}
+
+// ownPair is a pair of its own for value, or the shared one when it is
+// empty: a pod and container off Kubernetes.
+func ownPair(name, value string) *dto.LabelPair {
+	if value == "" {
+		return sharedPair(name, "")
+	}
+	return labelPair(name, validUTF8(value))
 }
 
 func labelPair(name, value string) *dto.LabelPair {

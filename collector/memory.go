@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,11 +16,6 @@ import (
 	"github.com/exit137-exporter/exit137-exporter/source"
 	"github.com/exit137-exporter/exit137-exporter/tracker"
 )
-
-// containerLabels are the labels of every container series: namespace, pod
-// and container name a kubelet's container (empty elsewhere, as cAdvisor
-// has them).
-var containerLabels = []string{"id", "name", "image", "namespace", "pod", "container"}
 
 var (
 	memUsageDesc      = desc("container_memory_usage_bytes", "Memory the container's cgroup uses, page cache included.", containerLabels...)
@@ -41,11 +37,12 @@ type memoryCollector struct {
 	tracker *tracker.Tracker
 	health  *source.Health
 	logger  *slog.Logger
-	labels  labelCache[string]
+	ids     *identities
 	// procRoot is where the host's /proc is.
 	procRoot string
-	// byPID holds the cgroups resolved from an init's pid, by container
-	// id; guarded by labels.mu (held from begin to end of a scrape).
+	// mu is held for a scrape: byPID is the scrape's.
+	mu sync.Mutex
+	// byPID holds the cgroups resolved from an init's pid, by container id.
 	byPID map[string]*pidPath
 }
 
@@ -69,7 +66,7 @@ func init() {
 			procRoot = "/proc"
 		}
 		return &memoryCollector{fs: d.Cgroups, tracker: d.Tracker, health: d.Sources.Source("cgroupfs"), logger: d.Logger,
-			procRoot: procRoot}, nil
+			procRoot: procRoot, ids: d.identities}, nil
 	})
 }
 
@@ -85,8 +82,8 @@ func (c *memoryCollector) Update(ch chan<- prometheus.Metric) error {
 	c.health.SetUp(true, c.logger, nil)
 	views := c.tracker.Views()
 	now := time.Now()
-	c.labels.begin()
-	defer c.labels.end()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	for _, ct := range containers {
 		m, err := c.fs.Memory(ct.Path)
 		if errors.Is(err, fs.ErrNotExist) {
@@ -121,7 +118,7 @@ func (c *memoryCollector) Update(ch chan<- prometheus.Metric) error {
 
 // send sends one container's memory series.
 func (c *memoryCollector) send(ch chan<- prometheus.Metric, id string, m *cgroupfs.Memory, v tracker.View, now time.Time) {
-	labels := c.labels.get(id, containerLabels, cgroupfs.ShortID(id), v.Name, v.Image, v.Namespace, v.Pod, v.Container)
+	labels := c.ids.get(id, identityOf(id, v)).sorted[:]
 	b := make(seriesBatch, 0, 6)
 	b.send(ch, memUsageDesc, prometheus.GaugeValue, float64(m.Usage), labels)
 	b.send(ch, memWorkingSetDesc, prometheus.GaugeValue, float64(m.WorkingSet), labels)

@@ -62,7 +62,7 @@ func BenchmarkMemoryUpdate(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			c := &memoryCollector{fs: &fs, tracker: tr, health: source.NewRegistry().Source("cgroupfs"), logger: logger, procRoot: proc}
+			c := &memoryCollector{fs: &fs, tracker: tr, health: source.NewRegistry().Source("cgroupfs"), logger: logger, procRoot: proc, ids: &identities{}}
 			ch := make(chan prometheus.Metric, 8*n)
 			update := func() {
 				if err := c.Update(ch); err != nil {

@@ -37,7 +37,7 @@ func memoryFixture(t *testing.T, tree string) (*memoryCollector, *tracker.Tracke
 		t.Fatal(err)
 	}
 	tr := tracker.New(tracker.Config{Settle: time.Second, Window: time.Minute, Retention: time.Hour}, testrig.Logger(t))
-	c := &memoryCollector{fs: &fs, tracker: tr, health: source.NewRegistry().Source("cgroupfs"), logger: testrig.Logger(t), procRoot: proc}
+	c := &memoryCollector{fs: &fs, tracker: tr, health: source.NewRegistry().Source("cgroupfs"), logger: testrig.Logger(t), procRoot: proc, ids: &identities{}}
 	return c, tr, fs.MemoryRoot(), proc
 }
 
