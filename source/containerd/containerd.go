@@ -17,14 +17,6 @@ import (
 	"strings"
 	"time"
 
-	containersapi "github.com/containerd/containerd/api/services/containers/v1"
-	eventsapi "github.com/containerd/containerd/api/services/events/v1"
-	tasksapi "github.com/containerd/containerd/api/services/tasks/v1"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
-	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
-
 	"github.com/exit137-exporter/exit137-exporter/source"
 	"github.com/exit137-exporter/exit137-exporter/tracker"
 )
@@ -60,11 +52,7 @@ type Source struct {
 	logger  *slog.Logger
 
 	// The session goroutine alone uses what follows.
-	conn       *grpc.ClientConn
-	containers containersapi.ContainersClient
-	tasks      tasksapi.TasksClient
-	events     eventsapi.EventsClient
-	cri        cri.RuntimeServiceClient
+	conn *rpcConn
 	// known is what the source learnt of each container: whether it is a
 	// sandbox, whether the CRI made it, when it was created.
 	known map[string]containerInfo
@@ -109,20 +97,11 @@ func (s *Source) Run(ctx context.Context) {
 	source.Reconnect(ctx, s.health, s.logger, s.opts.MaxBackoff, s.session)
 }
 
-// namespaced returns ctx speaking for a containerd namespace.
-func namespaced(ctx context.Context, ns string) context.Context {
-	return metadata.AppendToOutgoingContext(ctx, "containerd-namespace", ns)
-}
-
 func (s *Source) dial() error {
-	conn, err := grpc.NewClient(s.target, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := newRPCConn(s.target)
 	if err != nil {
 		return fmt.Errorf("containerd client for %q: %w", s.opts.Address, err)
 	}
 	s.conn = conn
-	s.containers = containersapi.NewContainersClient(conn)
-	s.tasks = tasksapi.NewTasksClient(conn)
-	s.events = eventsapi.NewEventsClient(conn)
-	s.cri = cri.NewRuntimeServiceClient(conn)
 	return nil
 }

@@ -4,10 +4,6 @@ import (
 	"fmt"
 	"time"
 
-	apievents "github.com/containerd/containerd/api/events"
-	apitypes "github.com/containerd/containerd/api/types"
-	"github.com/containerd/typeurl/v2"
-
 	"github.com/exit137-exporter/exit137-exporter/attribution"
 )
 
@@ -41,27 +37,37 @@ type event struct {
 }
 
 // decode reads an envelope of one of the followed topics.
-func decode(env *apitypes.Envelope) (event, error) {
-	ev := event{topic: env.GetTopic(), namespace: env.GetNamespace(), at: env.GetTimestamp().AsTime()}
-	body, err := typeurl.UnmarshalAny(env.GetEvent())
+func decode(env pbEnvelope) (event, error) {
+	ev := event{topic: env.topic, namespace: env.namespace, at: env.timestamp}
+	var err error
+	switch env.event.typeName() {
+	case "containerd.events.TaskStart":
+		var b pbTaskStart
+		b, err = decodeTaskStart(env.event.value)
+		ev.container, ev.pid = b.containerID, int(b.pid)
+	case "containerd.events.TaskExit":
+		var b pbTaskExit
+		b, err = decodeTaskExit(env.event.value)
+		ev.container, ev.pid = b.containerID, int(b.pid)
+		ev.exitCode, ev.exitedAt = int(b.exitStatus), b.exitedAt
+		ev.exec = b.id != b.containerID
+	case "containerd.events.TaskOOM":
+		var b pbTaskOOM
+		b, err = decodeTaskOOM(env.event.value)
+		ev.container = b.containerID
+	case "containerd.events.ContainerCreate":
+		var b pbContainerCreate
+		b, err = decodeContainerCreate(env.event.value)
+		ev.container, ev.image = b.id, b.image
+	case "containerd.events.ContainerDelete":
+		var b pbContainerDelete
+		b, err = decodeContainerDelete(env.event.value)
+		ev.container = b.id
+	default:
+		return ev, fmt.Errorf("unexpected %q on topic %s", env.event.typeURL, ev.topic)
+	}
 	if err != nil {
 		return ev, fmt.Errorf("decode %s event: %w", ev.topic, err)
-	}
-	switch b := body.(type) {
-	case *apievents.TaskStart:
-		ev.container, ev.pid = b.GetContainerID(), int(b.GetPid())
-	case *apievents.TaskExit:
-		ev.container, ev.pid = b.GetContainerID(), int(b.GetPid())
-		ev.exitCode, ev.exitedAt = int(b.GetExitStatus()), b.GetExitedAt().AsTime()
-		ev.exec = b.GetID() != b.GetContainerID()
-	case *apievents.TaskOOM:
-		ev.container = b.GetContainerID()
-	case *apievents.ContainerCreate:
-		ev.container, ev.image = b.GetID(), b.GetImage()
-	case *apievents.ContainerDelete:
-		ev.container = b.GetID()
-	default:
-		return ev, fmt.Errorf("unexpected %T on topic %s", body, ev.topic)
 	}
 	return ev, nil
 }

@@ -43,7 +43,7 @@ func TestDecode(t *testing.T) {
 			t.Fatal(err)
 		}
 		for form, body := range map[string]*anypb.Any{"containerd 1.6": containerdAny(c.body), "prefixed": prefixed} {
-			got, err := decode(envelope("k8s.io", c.topic, at, body))
+			got, err := decode(viaWire(t, envelope("k8s.io", c.topic, at, body), decodeEnvelope))
 			if err != nil {
 				t.Fatalf("%s (%s): %v", c.name, form, err)
 			}
@@ -58,14 +58,14 @@ func TestDecode(t *testing.T) {
 
 func TestDecodeRejects(t *testing.T) {
 	unknown := &anypb.Any{TypeUrl: "containerd.events.NoSuchEvent", Value: []byte{1}}
-	if _, err := decode(envelope("k8s.io", topicTaskExit, time.Now(), unknown)); err == nil {
+	if _, err := decode(viaWire(t, envelope("k8s.io", topicTaskExit, time.Now(), unknown), decodeEnvelope)); err == nil {
 		t.Error("an unknown body type decoded")
 	}
 	other, err := typeurl.MarshalAnyToProto(&apievents.ImageCreate{Name: "x"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := decode(envelope("k8s.io", "/images/create", time.Now(), other)); err == nil {
+	if _, err := decode(viaWire(t, envelope("k8s.io", "/images/create", time.Now(), other), decodeEnvelope)); err == nil {
 		t.Error("an event of a topic not followed decoded")
 	}
 }

@@ -2,17 +2,8 @@ package containerd
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"time"
-
-	containersapi "github.com/containerd/containerd/api/services/containers/v1"
-	tasksapi "github.com/containerd/containerd/api/services/tasks/v1"
-	"github.com/containerd/containerd/api/types/task"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/exit137-exporter/exit137-exporter/attribution"
 	"github.com/exit137-exporter/exit137-exporter/tracker"
@@ -43,20 +34,20 @@ func (s *Source) reconcile(ctx context.Context) error {
 // workload containers in present.
 func (s *Source) reconcileNamespace(ctx context.Context, listed, present map[string]bool) error {
 	listedAt := time.Now()
-	containers, err := s.listContainers(ctx)
+	containers, err := s.conn.listContainers(ctx)
 	if err != nil {
 		return fmt.Errorf("list containers: %w", err)
 	}
-	resp, err := s.tasks.List(ctx, &tasksapi.ListTasksRequest{})
+	list, err := s.conn.listTasks(ctx)
 	if err != nil {
 		return fmt.Errorf("list tasks: %w", err)
 	}
-	tasks := make(map[string]*task.Process, len(resp.GetTasks()))
-	for _, p := range resp.GetTasks() {
-		tasks[p.GetID()] = p
+	tasks := make(map[string]*pbProcess, len(list))
+	for i := range list {
+		tasks[list[i].id] = &list[i]
 	}
 	for _, c := range containers {
-		id := c.GetID()
+		id := c.id
 		info := s.record(c)
 		listed[id] = true
 		if info.sandbox {
@@ -81,34 +72,13 @@ func (s *Source) reconcileNamespace(ctx context.Context, listed, present map[str
 	return nil
 }
 
-// listContainers streams the list: a node's container specs together can
-// outgrow a single message.
-func (s *Source) listContainers(ctx context.Context) ([]*containersapi.Container, error) {
-	stream, err := s.containers.ListStream(ctx, &containersapi.ListContainersRequest{})
-	if err != nil {
-		return nil, err
-	}
-	var list []*containersapi.Container
-	for {
-		m, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			return list, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		list = append(list, m.GetContainer())
-	}
-}
-
 // record keeps what the source needs of a container's record, and tells
 // the tracker about a workload container.
-func (s *Source) record(c *containersapi.Container) containerInfo {
-	labels := c.GetLabels()
-	info := containerInfo{sandbox: isSandbox(labels), cri: isCRIContainer(labels), created: c.GetCreatedAt().AsTime()}
-	s.known[c.GetID()] = info
+func (s *Source) record(c pbContainer) containerInfo {
+	info := containerInfo{sandbox: isSandbox(c.labels), cri: isCRIContainer(c.labels), created: c.createdAt}
+	s.known[c.id] = info
 	if !info.sandbox {
-		s.tracker.Upsert(metaOf(c.GetID(), c.GetImage(), labels))
+		s.tracker.Upsert(metaOf(c.id, c.image, c.labels))
 	}
 	return info
 }
@@ -125,11 +95,11 @@ func (s *Source) lookup(ctx context.Context, ns, id, image string) (containerInf
 	if info, ok := s.known[id]; ok {
 		return info, true
 	}
-	resp, err := s.containers.Get(namespaced(ctx, ns), &containersapi.GetContainerRequest{ID: id})
+	c, err := s.conn.getContainer(namespaced(ctx, ns), id)
 	if err == nil {
-		return s.record(resp.GetContainer()), true
+		return s.record(c), true
 	}
-	if status.Code(err) != codes.NotFound {
+	if codeOf(err) != codeNotFound {
 		s.health.Error(s.logger, "containerd container "+id+" not read", err)
 		return containerInfo{}, false
 	}
@@ -144,9 +114,9 @@ func (s *Source) lookup(ctx context.Context, ns, id, image string) (containerInf
 // ok is false when there is no run to tell (created, never started). A
 // CRI that does not answer fails the reconcile: the connection is likely
 // gone, and a guess now would stand for an exit the next one could tell.
-func (s *Source) runState(ctx context.Context, id string, info containerInfo, p *task.Process, listed time.Time) (st tracker.RunState, ok bool, err error) {
+func (s *Source) runState(ctx context.Context, id string, info containerInfo, p *pbProcess, listed time.Time) (st tracker.RunState, ok bool, err error) {
 	if p != nil {
-		st, ok = taskRunState(p, s.runs.startOf(id, int(p.GetPid()), info.created))
+		st, ok = taskRunState(*p, s.runs.startOf(id, int(p.pid), info.created))
 		return st, ok, nil
 	}
 	if info.cri {
@@ -155,7 +125,7 @@ func (s *Source) runState(ctx context.Context, id string, info containerInfo, p 
 			return st, false, fmt.Errorf("CRI status of %s: %w", id, err)
 		}
 		if status != nil {
-			st, ok = criRunState(status, s.runs.startOf(id, 0, info.created))
+			st, ok = criRunState(*status, s.runs.startOf(id, 0, info.created))
 			return st, ok, nil
 		}
 	}
@@ -167,13 +137,13 @@ func (s *Source) runState(ctx context.Context, id string, info containerInfo, p 
 }
 
 // taskRunState reads a task; start is the time its run is known by.
-func taskRunState(p *task.Process, start time.Time) (tracker.RunState, bool) {
-	switch p.GetStatus() {
-	case task.Status_RUNNING, task.Status_PAUSED, task.Status_PAUSING:
-		return tracker.RunState{Running: true, StartedAt: start, Pid: int(p.GetPid())}, true
-	case task.Status_STOPPED:
-		return tracker.RunState{StartedAt: start, FinishedAt: p.GetExitedAt().AsTime(),
-			ExitCode: int(p.GetExitStatus()), Pid: int(p.GetPid())}, true
+func taskRunState(p pbProcess, start time.Time) (tracker.RunState, bool) {
+	switch p.status {
+	case taskStatusRunning, taskStatusPaused, taskStatusPausing:
+		return tracker.RunState{Running: true, StartedAt: start, Pid: int(p.pid)}, true
+	case taskStatusStopped:
+		return tracker.RunState{StartedAt: start, FinishedAt: p.exitedAt,
+			ExitCode: int(p.exitStatus), Pid: int(p.pid)}, true
 	}
 	return tracker.RunState{}, false // created, not started
 }
@@ -191,19 +161,18 @@ const (
 // whose task is gone, until it is no longer running (or criLag passed).
 // It is nil with no error when the CRI does not know the container, or
 // containerd runs no CRI.
-func (s *Source) criStatus(ctx context.Context, id string) (*cri.ContainerStatus, error) {
+func (s *Source) criStatus(ctx context.Context, id string) (*pbContainerStatus, error) {
 	deadline := time.Now().Add(criLag)
 	for {
-		resp, err := s.cri.ContainerStatus(ctx, &cri.ContainerStatusRequest{ContainerId: id})
-		switch status.Code(err) {
-		case codes.OK:
-		case codes.NotFound, codes.Unimplemented:
+		st, err := s.conn.containerStatus(ctx, id)
+		switch codeOf(err) {
+		case codeOK:
+		case codeNotFound, codeUnimplemented:
 			return nil, nil
 		default:
 			return nil, err
 		}
-		st := resp.GetStatus()
-		if st.GetState() != cri.ContainerState_CONTAINER_RUNNING || time.Now().After(deadline) {
+		if st == nil || st.state != criRunning || time.Now().After(deadline) {
 			return st, nil
 		}
 		select {
@@ -216,10 +185,10 @@ func (s *Source) criStatus(ctx context.Context, id string) (*cri.ContainerStatus
 
 // criRunState reads the CRI's status of an exited container; its reason
 // OOMKilled is the CRI plugin's sticky flag, weak as Docker's.
-func criRunState(st *cri.ContainerStatus, start time.Time) (tracker.RunState, bool) {
-	if st.GetState() != cri.ContainerState_CONTAINER_EXITED || st.GetFinishedAt() == 0 {
+func criRunState(st pbContainerStatus, start time.Time) (tracker.RunState, bool) {
+	if st.state != criExited || st.finishedAt == 0 {
 		return tracker.RunState{}, false
 	}
-	return tracker.RunState{StartedAt: start, FinishedAt: time.Unix(0, st.GetFinishedAt()),
-		ExitCode: int(st.GetExitCode()), OOMKilled: st.GetReason() == "OOMKilled"}, true
+	return tracker.RunState{StartedAt: start, FinishedAt: time.Unix(0, st.finishedAt),
+		ExitCode: int(st.exitCode), OOMKilled: st.reason == "OOMKilled"}, true
 }

@@ -109,7 +109,7 @@ func TestTaskRunState(t *testing.T) {
 		if c.status != task.Status_STOPPED {
 			p.ExitStatus, p.ExitedAt = 0, nil
 		}
-		got, ok := taskRunState(p, start)
+		got, ok := taskRunState(viaWire(t, p, decodeProcess), start)
 		if got != c.want || ok != c.ok {
 			t.Errorf("%v: %+v %v, want %+v %v", c.status, got, ok, c.want, c.ok)
 		}
@@ -132,7 +132,7 @@ func TestCRIRunState(t *testing.T) {
 		{"running (its task just gone)", &cri.ContainerStatus{State: cri.ContainerState_CONTAINER_RUNNING}, tracker.RunState{}, false},
 	}
 	for _, c := range cases {
-		got, ok := criRunState(c.st, start)
+		got, ok := criRunState(viaWire(t, c.st, decodeContainerStatus), start)
 		if got != c.want || ok != c.ok {
 			t.Errorf("%s: %+v %v, want %+v %v", c.name, got, ok, c.want, c.ok)
 		}

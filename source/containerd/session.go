@@ -7,11 +7,6 @@ import (
 	"strconv"
 	"time"
 
-	eventsapi "github.com/containerd/containerd/api/services/events/v1"
-	apitypes "github.com/containerd/containerd/api/types"
-	"google.golang.org/protobuf/types/known/anypb"
-	"google.golang.org/protobuf/types/known/wrapperspb"
-
 	"github.com/exit137-exporter/exit137-exporter/tracker"
 )
 
@@ -20,7 +15,7 @@ const barrierTimeout = 10 * time.Second
 
 // received is one message of the subscription, or its end.
 type received struct {
-	env *apitypes.Envelope
+	env pbEnvelope
 	err error
 }
 
@@ -43,15 +38,15 @@ func (s *Source) session(ctx context.Context) (streamed bool, err error) {
 	if err := s.dial(); err != nil {
 		return false, err
 	}
-	defer s.conn.Close()
-	stream, err := s.events.Subscribe(ctx, &eventsapi.SubscribeRequest{Filters: s.filters()})
+	defer s.conn.close()
+	stream, err := s.conn.subscribe(ctx, s.filters())
 	if err != nil {
 		return false, fmt.Errorf("subscribe to events: %w", err)
 	}
 	msgs := make(chan received, 256)
 	go func() {
 		for {
-			env, err := stream.Recv()
+			env, err := stream.recv()
 			select {
 			case msgs <- received{env, err}:
 			case <-ctx.Done():
@@ -62,8 +57,8 @@ func (s *Source) session(ctx context.Context) (streamed bool, err error) {
 			}
 		}
 	}()
-	var buffered []*apitypes.Envelope
-	if err := s.barrier(ctx, msgs, func(env *apitypes.Envelope) { buffered = append(buffered, env) }); err != nil {
+	var buffered []pbEnvelope
+	if err := s.barrier(ctx, msgs, func(env pbEnvelope) { buffered = append(buffered, env) }); err != nil {
 		return false, err
 	}
 	if err := s.reconcile(ctx); err != nil {
@@ -72,7 +67,7 @@ func (s *Source) session(ctx context.Context) (streamed bool, err error) {
 	for _, env := range buffered {
 		s.handle(ctx, env)
 	}
-	if err := s.barrier(ctx, msgs, func(env *apitypes.Envelope) { s.handle(ctx, env) }); err != nil {
+	if err := s.barrier(ctx, msgs, func(env pbEnvelope) { s.handle(ctx, env) }); err != nil {
 		return false, err
 	}
 	s.tracker.CaughtUp()
@@ -98,15 +93,18 @@ func (s *Source) barrierTopic() string { return "/exit137-exporter/barrier/" + s
 
 // barrierSeq returns the number a barrier event carries, ok false for any
 // other event.
-func (s *Source) barrierSeq(env *apitypes.Envelope) (seq uint64, ok bool) {
-	if env.GetTopic() != s.barrierTopic() {
+func (s *Source) barrierSeq(env pbEnvelope) (seq uint64, ok bool) {
+	if env.topic != s.barrierTopic() {
 		return 0, false
 	}
-	var n wrapperspb.UInt64Value
-	if err := env.GetEvent().UnmarshalTo(&n); err != nil {
+	if env.event.typeName() != "google.protobuf.UInt64Value" {
 		return 0, true // not a number: no barrier awaited
 	}
-	return n.GetValue(), true
+	n, err := decodeUInt64Value(env.event.value)
+	if err != nil {
+		return 0, true
+	}
+	return n, true
 }
 
 // filters subscribes to the followed topics of the followed namespaces,
@@ -131,15 +129,11 @@ const barrierRepeat = 100 * time.Millisecond
 // received before it comes back to handle: containerd delivers a
 // subscriber's events in the order it published them. Copies of earlier
 // barriers are dropped.
-func (s *Source) barrier(ctx context.Context, msgs <-chan received, handle func(*apitypes.Envelope)) error {
+func (s *Source) barrier(ctx context.Context, msgs <-chan received, handle func(pbEnvelope)) error {
 	s.barriers++
-	body, err := anypb.New(wrapperspb.UInt64(s.barriers))
-	if err != nil {
-		return err
-	}
+	body := pbAny{typeURL: uint64ValueURL, value: encodeUInt64Value(s.barriers)}
 	publish := func() error {
-		_, err := s.events.Publish(namespaced(ctx, s.opts.Namespaces[0]), &eventsapi.PublishRequest{Topic: s.barrierTopic(), Event: body})
-		if err != nil {
+		if err := s.conn.publish(namespaced(ctx, s.opts.Namespaces[0]), s.barrierTopic(), body); err != nil {
 			return fmt.Errorf("publish barrier event: %w", err)
 		}
 		return nil
@@ -174,7 +168,7 @@ func (s *Source) barrier(ctx context.Context, msgs <-chan received, handle func(
 }
 
 // handle applies one event.
-func (s *Source) handle(ctx context.Context, env *apitypes.Envelope) {
+func (s *Source) handle(ctx context.Context, env pbEnvelope) {
 	ev, err := decode(env)
 	if err != nil {
 		s.health.Error(s.logger, "containerd event not understood", err)
