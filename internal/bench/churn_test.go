@@ -28,7 +28,8 @@ import (
 // every 15 s, as Prometheus would, throughout. Reported: lifecycles done
 // and the rate reached, exits counted, exporter CPU per lifecycle, RSS at
 // the start, at the end of the churn and after the retention has passed
-// and the run's exit series are gone.
+// and the run's exit series are gone. EXIT137_BENCH_CHURN_PARALLEL (8)
+// bounds the lifecycles in flight.
 func BenchmarkDockerChurn(b *testing.B) {
 	needDocker(b)
 	rate := bench.EnvInt("EXIT137_BENCH_RATE", 1000)
@@ -46,7 +47,8 @@ func BenchmarkDockerChurn(b *testing.B) {
 		e.Scrape(b)
 		time.Sleep(5 * time.Second)
 	}
-	hostBefore := e.Scrape(b).Sum("exit137_exits_total", nil)
+	before := e.Scrape(b)
+	hostBefore := before.Sum("exit137_exits_total", nil)
 	start, err := bench.ReadProc(pid)
 	if err != nil {
 		b.Fatal(err)
@@ -60,7 +62,9 @@ func BenchmarkDockerChurn(b *testing.B) {
 
 	var done, failed, behind atomic.Int64
 	var firstErr sync.Once
-	inFlight := make(chan struct{}, 48) // dockerd's parallelism, not ours, bounds the rate
+	// dockerd's parallelism, not ours, bounds the rate; past a few
+	// lifecycles in flight on a small host dockerd only thrashes.
+	inFlight := make(chan struct{}, bench.EnvInt("EXIT137_BENCH_CHURN_PARALLEL", 8))
 	var wg sync.WaitGroup
 	tick := time.NewTicker(time.Minute / time.Duration(rate))
 	begin := time.Now()
@@ -110,6 +114,7 @@ func BenchmarkDockerChurn(b *testing.B) {
 		time.Sleep(15 * time.Second)
 	}
 	time.Sleep(30 * time.Second) // scrapes go on; the heap settles
+	afterMetrics := e.Scrape(b)
 	after, err := bench.ReadProc(pid)
 	if err != nil {
 		b.Fatal(err)
@@ -126,6 +131,10 @@ func BenchmarkDockerChurn(b *testing.B) {
 	t.Row("exit series of the run's names at the end / after the retention", fmt.Sprintf("%d / %d", namesAtEnd, left))
 	t.Row("exporter RSS start / end of churn / peak / after the retention", fmt.Sprintf("%s / %s / %s / %s",
 		bench.MB(start.RSS), bench.MB(end.RSS), bench.MB(max(peak.Load(), end.PeakRSS)), bench.MB(after.RSS)))
+	t.Row("RSS anonymous / file-backed, start and after the retention", fmt.Sprintf("%s / %s, %s / %s",
+		bench.MB(start.AnonRSS), bench.MB(start.FileRSS), bench.MB(after.AnonRSS), bench.MB(after.FileRSS)))
+	t.Row("Go heap in use start / after the retention (go_memstats_heap_inuse_bytes)", fmt.Sprintf("%s / %s",
+		bench.MB(heapInuse(before)), bench.MB(heapInuse(afterMetrics))))
 	t.Row("RSS after the retention − start", fmt.Sprintf("%+.1f MB (target within 2 MB)", float64(after.RSS-start.RSS)/1e6))
 	t.Flush()
 	b.ReportMetric(float64(n)/took.Minutes(), "lifecycles/min")
@@ -133,6 +142,11 @@ func BenchmarkDockerChurn(b *testing.B) {
 	b.ReportMetric(float64(start.RSS)/1e6, "rss-start-MB")
 	b.ReportMetric(float64(end.RSS)/1e6, "rss-end-MB")
 	b.ReportMetric(float64(after.RSS)/1e6, "rss-after-retention-MB")
+}
+
+func heapInuse(m testrig.Metrics) int64 {
+	v, _ := m.Value("go_memstats_heap_inuse_bytes", nil)
+	return int64(v)
 }
 
 // lifecycle creates, starts and removes one container; it exits by

@@ -22,6 +22,10 @@ type Proc struct {
 	CPU time.Duration
 	// RSS and PeakRSS are VmRSS and VmHWM, in bytes.
 	RSS, PeakRSS int64
+	// AnonRSS and FileRSS split RSS: the heap and stacks, and the pages
+	// of the binary (and other files) mapped in, which grow as code paths
+	// are first run.
+	AnonRSS, FileRSS int64
 }
 
 // ReadProc reads /proc/<pid>/stat and /proc/<pid>/status.
@@ -66,6 +70,10 @@ func ReadProc(pid int) (Proc, error) {
 			p.RSS = kb << 10
 		case "VmHWM":
 			p.PeakRSS = kb << 10
+		case "RssAnon":
+			p.AnonRSS = kb << 10
+		case "RssFile":
+			p.FileRSS = kb << 10
 		}
 	}
 	return p, sc.Err()
