@@ -14,6 +14,8 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/exit137-exporter/exit137-exporter/internal/bench"
 	"github.com/exit137-exporter/exit137-exporter/internal/testrig"
@@ -56,7 +58,7 @@ func BenchmarkDockerChurn(b *testing.B) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), churn+5*time.Minute)
 	defer cancel()
-	stopScrapes := scrapeEvery(e, 15*time.Second)
+	stopScrapes := scrapeEvery(e, 15*time.Second, nil)
 	var peak atomic.Int64
 	stopSampling := sampleRSS(pid, &peak)
 
@@ -92,56 +94,89 @@ func BenchmarkDockerChurn(b *testing.B) {
 	}
 	tick.Stop()
 	wg.Wait()
-	took := time.Since(begin)
+	r := churnRun{n: done.Load(), took: time.Since(begin), before: before, start: start}
+	r.measureEnd(b, e, pid, prefix, hostBefore, retention)
+	stopScrapes()
+	stopSampling()
+	r.peak = max(peak.Load(), r.end.PeakRSS)
+
+	t := bench.NewTable(fmt.Sprintf("churn: %d lifecycles/min asked for %s, --exits.retention=%s, scraped every 15s", rate, churn, retention))
+	t.Row("lifecycles done / failed / skipped (dockerd behind)", fmt.Sprintf("%d / %d / %d", r.n, failed.Load(), behind.Load()))
+	r.rows(t)
+	t.Flush()
+	r.report(b)
+}
+
+// churnRun is what a churn benchmark measured of the exporter: at the
+// start, at the end of the churn and after the retention.
+type churnRun struct {
+	n    int64         // lifecycles done
+	took time.Duration // the churn's wall time
+	// before is the baseline scrape, start the process then.
+	before       testrig.Metrics
+	start        bench.Proc
+	end, after   bench.Proc
+	peak         int64 // the highest RSS seen
+	endMetrics   testrig.Metrics
+	afterMetrics testrig.Metrics
+	counted      float64 // exit137_exits_total since the baseline
+	// namesAtEnd and namesLeft are the exit series of the run's names at
+	// the end and after the retention.
+	namesAtEnd, namesLeft int
+}
+
+// measureEnd measures the exporter once the churn is done: after a last
+// settle, then after the retention, when the run's exit series expire on
+// a scrape once it has passed since each name's removal, and the heap
+// has settled.
+func (r *churnRun) measureEnd(b *testing.B, e *testrig.Exporter, pid int, prefix string, hostBefore float64, retention time.Duration) {
 	time.Sleep(3 * time.Second) // the last settle
-	end, err := bench.ReadProc(pid)
-	if err != nil {
+	var err error
+	if r.end, err = bench.ReadProc(pid); err != nil {
 		b.Fatal(err)
 	}
-	endMetrics := e.Scrape(b)
-	counted := endMetrics.Sum("exit137_exits_total", nil) - hostBefore
-	namesAtEnd := len(runSeries(endMetrics, prefix))
+	r.endMetrics = e.Scrape(b)
+	r.counted = r.endMetrics.Sum("exit137_exits_total", nil) - hostBefore
+	r.namesAtEnd = len(runSeries(r.endMetrics, prefix))
 
-	// After the retention: the run's exit series expire on a scrape once
-	// it has passed since each name's removal.
 	expireBy := time.Now().Add(retention + 2*time.Minute)
-	var left int
 	for {
-		left = len(runSeries(e.Scrape(b), prefix))
-		if left == 0 || time.Now().After(expireBy) {
+		r.namesLeft = len(runSeries(e.Scrape(b), prefix))
+		if r.namesLeft == 0 || time.Now().After(expireBy) {
 			break
 		}
 		time.Sleep(15 * time.Second)
 	}
 	time.Sleep(30 * time.Second) // scrapes go on; the heap settles
-	afterMetrics := e.Scrape(b)
-	after, err := bench.ReadProc(pid)
-	if err != nil {
+	r.afterMetrics = e.Scrape(b)
+	if r.after, err = bench.ReadProc(pid); err != nil {
 		b.Fatal(err)
 	}
-	stopScrapes()
-	stopSampling()
+}
 
-	n := done.Load()
-	t := bench.NewTable(fmt.Sprintf("churn: %d lifecycles/min asked for %s, --exits.retention=%s, scraped every 15s", rate, churn, retention))
-	t.Row("lifecycles done / failed / skipped (dockerd behind)", fmt.Sprintf("%d / %d / %d", n, failed.Load(), behind.Load()))
-	t.Row("rate reached", fmt.Sprintf("%.0f per minute", float64(n)/took.Minutes()))
-	t.Row("exits counted (exit137_exits_total delta)", fmt.Sprintf("%.0f of %d", counted, n))
-	t.Row("exporter CPU during the churn / per lifecycle", fmt.Sprintf("%s / %.2f ms", end.CPU-start.CPU, perLifecycle(end.CPU-start.CPU, n)))
-	t.Row("exit series of the run's names at the end / after the retention", fmt.Sprintf("%d / %d", namesAtEnd, left))
+// rows prints what every churn benchmark reports, after its own first
+// rows.
+func (r *churnRun) rows(t *bench.Table) {
+	t.Row("rate reached", fmt.Sprintf("%.0f per minute", float64(r.n)/r.took.Minutes()))
+	t.Row("exits counted (exit137_exits_total delta)", fmt.Sprintf("%.0f of %d", r.counted, r.n))
+	t.Row("exporter CPU during the churn / per lifecycle", fmt.Sprintf("%s / %.2f ms", r.end.CPU-r.start.CPU, perLifecycle(r.end.CPU-r.start.CPU, r.n)))
+	t.Row("exit series of the run's names at the end / after the retention", fmt.Sprintf("%d / %d", r.namesAtEnd, r.namesLeft))
 	t.Row("exporter RSS start / end of churn / peak / after the retention", fmt.Sprintf("%s / %s / %s / %s",
-		bench.MB(start.RSS), bench.MB(end.RSS), bench.MB(max(peak.Load(), end.PeakRSS)), bench.MB(after.RSS)))
+		bench.MB(r.start.RSS), bench.MB(r.end.RSS), bench.MB(r.peak), bench.MB(r.after.RSS)))
 	t.Row("RSS anonymous / file-backed, start and after the retention", fmt.Sprintf("%s / %s, %s / %s",
-		bench.MB(start.AnonRSS), bench.MB(start.FileRSS), bench.MB(after.AnonRSS), bench.MB(after.FileRSS)))
+		bench.MB(r.start.AnonRSS), bench.MB(r.start.FileRSS), bench.MB(r.after.AnonRSS), bench.MB(r.after.FileRSS)))
 	t.Row("Go heap in use start / after the retention (go_memstats_heap_inuse_bytes)", fmt.Sprintf("%s / %s",
-		bench.MB(heapInuse(before)), bench.MB(heapInuse(afterMetrics))))
-	t.Row("RSS after the retention − start", fmt.Sprintf("%+.1f MB (target within 2 MB)", float64(after.RSS-start.RSS)/1e6))
-	t.Flush()
-	b.ReportMetric(float64(n)/took.Minutes(), "lifecycles/min")
-	b.ReportMetric(perLifecycle(end.CPU-start.CPU, n), "cpu-ms/lifecycle")
-	b.ReportMetric(float64(start.RSS)/1e6, "rss-start-MB")
-	b.ReportMetric(float64(end.RSS)/1e6, "rss-end-MB")
-	b.ReportMetric(float64(after.RSS)/1e6, "rss-after-retention-MB")
+		bench.MB(heapInuse(r.before)), bench.MB(heapInuse(r.afterMetrics))))
+	t.Row("RSS after the retention − start", fmt.Sprintf("%+.1f MB (target within 2 MB)", float64(r.after.RSS-r.start.RSS)/1e6))
+}
+
+// report gives the same figures to the benchmark's output.
+func (r *churnRun) report(b *testing.B) {
+	b.ReportMetric(float64(r.n)/r.took.Minutes(), "lifecycles/min")
+	b.ReportMetric(perLifecycle(r.end.CPU-r.start.CPU, r.n), "cpu-ms/lifecycle")
+	b.ReportMetric(float64(r.start.RSS)/1e6, "rss-start-MB")
+	b.ReportMetric(float64(r.end.RSS)/1e6, "rss-end-MB")
+	b.ReportMetric(float64(r.after.RSS)/1e6, "rss-after-retention-MB")
 }
 
 func heapInuse(m testrig.Metrics) int64 {
@@ -193,8 +228,8 @@ func runSeries(m testrig.Metrics, prefix string) []string {
 }
 
 // scrapeEvery scrapes the exporter every d until the returned function is
-// called.
-func scrapeEvery(e *testrig.Exporter, d time.Duration) func() {
+// called; seen, if not nil, is given each scrape parsed.
+func scrapeEvery(e *testrig.Exporter, d time.Duration, seen func(testrig.Metrics)) func() {
 	stop, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
@@ -205,10 +240,19 @@ func scrapeEvery(e *testrig.Exporter, d time.Duration) func() {
 			case <-stop:
 				return
 			case <-t.C:
-				if resp, err := http.Get(e.URL + "/metrics"); err == nil {
-					_, _ = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
+				resp, err := http.Get(e.URL + "/metrics")
+				if err != nil {
+					continue
 				}
+				if seen == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+				} else {
+					parser := expfmt.NewTextParser(model.UTF8Validation)
+					if m, err := parser.TextToMetricFamilies(resp.Body); err == nil {
+						seen(m)
+					}
+				}
+				resp.Body.Close()
 			}
 		}
 	}()
