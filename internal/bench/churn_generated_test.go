@@ -129,6 +129,9 @@ func BenchmarkExporterChurn(b *testing.B) {
 	b.ReportMetric(float64(r.after.FileRSS-r.start.FileRSS)/1e6, "rss-file-growth-MB")
 	b.ReportMetric(float64(heapInuse(r.afterMetrics)-heapInuse(before))/1e6, "heap-inuse-growth-MB")
 
+	if left := runSeries(r.afterMetrics, prefix); len(left) > 0 {
+		fmt.Printf("exit series of the run's names left after the retention:\n  %s\n", strings.Join(left, "\n  "))
+	}
 	if r.counted != float64(len(made)) || len(lost)+len(doubled) > 0 {
 		b.Errorf("%.0f exits counted of %d lifecycles; lost (%d): %s; doubled (%d): %s", r.counted, len(made),
 			len(lost), firstFew(lost), len(doubled), firstFew(doubled))
