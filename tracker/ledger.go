@@ -378,6 +378,12 @@ func (l *ledger) vanished(id string, at time.Time) []ending {
 	return nil
 }
 
+// removedSince reports whether id was removed at or after at.
+func (l *ledger) removedSince(id string, at time.Time) bool {
+	e, ok := l.entries[id]
+	return ok && !e.Removed.IsZero() && !e.Removed.Before(at)
+}
+
 // expire drops tombstones older than before.
 func (l *ledger) expire(before time.Time) {
 	for id, e := range l.entries {

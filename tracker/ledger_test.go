@@ -1,6 +1,7 @@
 package tracker
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -310,5 +311,79 @@ func writeFile(t *testing.T, path, body string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Under churn the stream stays up for days and no reconcile runs: the
+// removals themselves expire the tombstones that no replay can need (all
+// of a container's events are stamped before its removal, and a replay
+// starts at the cursor), and keep those a replay from the cursor could
+// still meet.
+func TestTombstonesExpireWhileTheStreamStaysUp(t *testing.T) {
+	tr, now := newTestTracker()
+	ids := make([]string, 0, 200)
+	for i := range 200 { // one lifecycle a second for 200 s
+		cid := fmt.Sprintf("%064x", i)
+		ids = append(ids, cid)
+		at := sec(float64(i))
+		*now = at
+		tr.Upsert(Meta{ID: cid, Name: fmt.Sprintf("job-%d", i), Image: "busybox"})
+		tr.Started(cid, at)
+		tr.Died(cid, at.Add(200*time.Millisecond), 0)
+		tr.Removed(cid, at.Add(300*time.Millisecond))
+	}
+	cursor := tr.Cursor()
+	for i, cid := range ids {
+		_, kept := tr.ledger.entries[cid]
+		removed := sec(float64(i)).Add(300 * time.Millisecond)
+		if needed := !removed.Before(cursor.Add(-tombstoneMargin)); needed && !kept {
+			t.Fatalf("the tombstone of container %d (removed %v before the cursor) expired: a replay may still meet it", i, cursor.Sub(removed))
+		}
+		if old := removed.Before(cursor.Add(-tombstoneMargin - tombstoneSweep)); old && kept {
+			t.Fatalf("the tombstone of container %d, removed %v before the cursor, is kept", i, cursor.Sub(removed))
+		}
+	}
+	// A replay from the cursor, less the source's overlap, of the last
+	// containers' events counts nothing again.
+	before := countsByCode(tr)[0]
+	for i := 190; i < 200; i++ {
+		at := sec(float64(i))
+		tr.Started(ids[i], at)
+		tr.Died(ids[i], at.Add(200*time.Millisecond), 0)
+		tr.Removed(ids[i], at.Add(300*time.Millisecond))
+	}
+	if after := countsByCode(tr)[0]; after != before || before != 200 {
+		t.Fatalf("counted %d, then %d after the replay; want 200 both times", before, after)
+	}
+}
+
+// The docker source inspects after a start on a worker: the answer,
+// given while the container still ran, may be applied after its die and
+// destroy. It must not bring the removed container back.
+func TestLateInspectDoesNotReviveARemovedContainer(t *testing.T) {
+	tr, _ := newTestTracker()
+	meta := Meta{ID: id, Name: "job", Image: "busybox"}
+	tr.Upsert(meta)
+	tr.Started(id, sec(1))
+	tr.Died(id, sec(1.2), 0)
+	tr.Removed(id, sec(1.3))
+	meta.Pid = 100
+	tr.Inspected(meta, sec(1), running(0.99, 100))
+	if _, ok := tr.Views()[id]; ok {
+		t.Fatalf("the removed container is back in the registry")
+	}
+	// Once its name's retention passed, its series go: nothing holds it.
+	tr.now = func() time.Time { return sec(1.3).Add(2 * time.Hour) }
+	if byName, _ := tr.ExitSeries(); len(byName) != 0 {
+		t.Fatalf("the removed container's name is still held live: %+v", byName)
+	}
+	// A container id used again (containerd's ctr names them) is
+	// described by the inspect of its new run.
+	meta.Pid = 101
+	tr.Upsert(meta)
+	tr.Started(id, sec(9000))
+	tr.Inspected(meta, sec(9000), running(8999.9, 101))
+	if v, ok := tr.Views()[id]; !ok || v.Pid != 101 {
+		t.Fatalf("the inspect of a new run of a reused id was dropped: %+v", v)
 	}
 }

@@ -70,18 +70,11 @@ func saveCounters(m map[ExitKey]uint64) []savedCounter {
 func (t *Tracker) snapshot() stateFile {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	cursor := t.ledger.lastEvent
-	if cursor.IsZero() {
-		cursor = t.ledger.horizon
-	}
+	cursor := t.replayFrom()
 	open := map[*run]bool{}
 	for r, p := range t.pending {
-		if p.decided {
-			continue
-		}
-		open[r] = true
-		if p.exit.Time.Before(cursor) {
-			cursor = p.exit.Time
+		if !p.decided {
+			open[r] = true
 		}
 	}
 	copyRun := func(r *run) *run {
@@ -115,6 +108,22 @@ func (t *Tracker) snapshot() stateFile {
 		}
 	}
 	return state
+}
+
+// replayFrom is where a replay starts, in the saved state's cursor: the
+// latest event handled (the horizon before any), or the death of an exit
+// still awaiting its verdict, which a crash must not lose. Callers hold mu.
+func (t *Tracker) replayFrom() time.Time {
+	cursor := t.ledger.lastEvent
+	if cursor.IsZero() {
+		cursor = t.ledger.horizon
+	}
+	for _, p := range t.pending {
+		if !p.decided && p.exit.Time.Before(cursor) {
+			cursor = p.exit.Time
+		}
+	}
+	return cursor
 }
 
 // trimTombstones drops the oldest tombstones until at most n entries stay.

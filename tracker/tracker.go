@@ -38,8 +38,7 @@ type Config struct {
 	Settle time.Duration
 	// Window is how far before a death evidence may lie.
 	Window time.Duration
-	// Retention keeps a removed container name's exit series this long,
-	// and the tombstone that recognises its replayed events.
+	// Retention keeps a removed container name's exit series this long.
 	Retention time.Duration
 	// MaxVerdicts bounds the verdicts kept for /explain.
 	MaxVerdicts int
@@ -77,6 +76,8 @@ type Tracker struct {
 	// changed counts the ledger's changes; the state saver writes when it
 	// moved.
 	changed uint64
+	// tombstonesExpired is when the ledger's tombstones were last expired.
+	tombstonesExpired time.Time
 	// saved is the changed count last written; only SaveState's caller
 	// (one goroutine) touches it.
 	saved uint64
@@ -146,6 +147,26 @@ func (t *Tracker) record(id string) *container {
 func (t *Tracker) Upsert(m Meta) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.upsert(m)
+}
+
+// Inspected stores an inspect made after the start event stamped at: what
+// it says of the container (Upsert) and of the run (DescribeRun). An
+// inspect answered before the container's destroy may be applied after
+// it; it is then dropped, or it would bring the removed container back,
+// named, its name's exit series held live for good.
+func (t *Tracker) Inspected(m Meta, at time.Time, st RunState) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.ledger.removedSince(m.ID, at) {
+		return
+	}
+	t.upsert(m)
+	t.ledger.describe(m.ID, at, st)
+}
+
+// upsert is Upsert's body. Callers hold mu.
+func (t *Tracker) upsert(m Meta) {
 	c := t.record(m.ID)
 	old := c.Meta
 	keep := func(s *string, was string) {
@@ -292,6 +313,9 @@ func (t *Tracker) Removed(id string, at time.Time) {
 	defer t.unlock()
 	t.ledger.removed(id, at)
 	t.forget(id)
+	if now := t.now(); now.Sub(t.tombstonesExpired) >= tombstoneSweep {
+		t.expireTombstones(now)
+	}
 }
 
 // Vanished applies the end of a reconcile: containers the ledger knows
@@ -313,12 +337,31 @@ func (t *Tracker) Vanished(present map[string]bool) {
 			t.forget(id)
 		}
 	}
-	t.ledger.expire(now.Add(-max(t.cfg.Retention, minTombstone)))
+	t.expireTombstones(now)
 }
 
-// minTombstone keeps a removed container's ledger entry at least this long,
-// beyond any replay the daemon can make after a reconnect.
-const minTombstone = 10 * time.Minute
+// A tombstone recognises the replayed events of a removed container. A
+// replay starts at the cursor (less the docker source's second of
+// overlap), and every event of a container is stamped at or before its
+// removal, so a tombstone removed long enough before the cursor can meet
+// none of them any more.
+const (
+	// tombstoneMargin is how long before the cursor a removal must lie for
+	// its tombstone to go: far beyond the replay's overlap and the few
+	// seconds events may arrive out of order.
+	tombstoneMargin = 2 * time.Minute
+	// tombstoneSweep is how often removals sweep the ledger while the
+	// stream stays up and no reconcile does (a host that removes
+	// containers all day would otherwise hold a tombstone for each).
+	tombstoneSweep = 30 * time.Second
+)
+
+// expireTombstones drops the tombstones the next replay cannot need.
+// Callers hold mu.
+func (t *Tracker) expireTombstones(now time.Time) {
+	t.tombstonesExpired = now
+	t.ledger.expire(t.replayFrom().Add(-tombstoneMargin))
+}
 
 // forget drops a container from the registry. Callers hold mu.
 func (t *Tracker) forget(id string) {

@@ -139,8 +139,7 @@ func (s *Source) inspect(ctx context.Context, job inspectJob) {
 		s.tracker.DescribeDeath(job.id, job.at, st)
 		return
 	}
-	s.tracker.Upsert(metaFromInspect(info))
-	s.tracker.DescribeRun(job.id, job.at, st)
+	s.tracker.Inspected(metaFromInspect(info), job.at, st)
 	s.observeOOMKills(job.id, st.Pid, job.at)
 }
 
