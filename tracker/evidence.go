@@ -117,7 +117,9 @@ func (x *evidenceIndex) around(id string, pid int, from, to time.Time) []attribu
 func (t *Tracker) AddEvidence(e attribution.Evidence) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.evidence.add(e, t.oldestEvidence(t.now()))
+	now := t.now()
+	t.evidence.add(e, t.oldestEvidence(now))
+	t.sweep(now, false)
 }
 
 // oldestEvidence is the earliest stamp a verdict still pending can use.

@@ -318,7 +318,8 @@ func writeFile(t *testing.T, path, body string) {
 // removals themselves expire the tombstones that no replay can need (all
 // of a container's events are stamped before its removal, and a replay
 // starts at the cursor), and keep those a replay from the cursor could
-// still meet.
+// still meet; and the evidence of removed containers goes once no verdict
+// can read it.
 func TestTombstonesExpireWhileTheStreamStaysUp(t *testing.T) {
 	tr, now := newTestTracker()
 	ids := make([]string, 0, 200)
@@ -329,8 +330,13 @@ func TestTombstonesExpireWhileTheStreamStaysUp(t *testing.T) {
 		*now = at
 		tr.Upsert(Meta{ID: cid, Name: fmt.Sprintf("job-%d", i), Image: "busybox"})
 		tr.Started(cid, at)
+		tr.AddEvidence(attribution.Evidence{Container: cid, Time: at.Add(100 * time.Millisecond), Source: "docker",
+			Kind: attribution.KindDockerKill, Signal: 9})
 		tr.Died(cid, at.Add(200*time.Millisecond), 0)
 		tr.Removed(cid, at.Add(300*time.Millisecond))
+	}
+	if n := tr.evidence.n; n > 70 {
+		t.Fatalf("%d pieces of evidence kept of 200 removed containers; no verdict reads past %v", n, 30*time.Second)
 	}
 	cursor := tr.Cursor()
 	for i, cid := range ids {
@@ -339,7 +345,7 @@ func TestTombstonesExpireWhileTheStreamStaysUp(t *testing.T) {
 		if needed := !removed.Before(cursor.Add(-tombstoneMargin)); needed && !kept {
 			t.Fatalf("the tombstone of container %d (removed %v before the cursor) expired: a replay may still meet it", i, cursor.Sub(removed))
 		}
-		if old := removed.Before(cursor.Add(-tombstoneMargin - tombstoneSweep)); old && kept {
+		if old := removed.Before(cursor.Add(-tombstoneMargin - sweepEvery)); old && kept {
 			t.Fatalf("the tombstone of container %d, removed %v before the cursor, is kept", i, cursor.Sub(removed))
 		}
 	}

@@ -76,8 +76,8 @@ type Tracker struct {
 	// changed counts the ledger's changes; the state saver writes when it
 	// moved.
 	changed uint64
-	// tombstonesExpired is when the ledger's tombstones were last expired.
-	tombstonesExpired time.Time
+	// swept is when the tombstones and old evidence were last dropped.
+	swept time.Time
 	// saved is the changed count last written; only SaveState's caller
 	// (one goroutine) touches it.
 	saved uint64
@@ -313,9 +313,7 @@ func (t *Tracker) Removed(id string, at time.Time) {
 	defer t.unlock()
 	t.ledger.removed(id, at)
 	t.forget(id)
-	if now := t.now(); now.Sub(t.tombstonesExpired) >= tombstoneSweep {
-		t.expireTombstones(now)
-	}
+	t.sweep(t.now(), false)
 }
 
 // Vanished applies the end of a reconcile: containers the ledger knows
@@ -337,7 +335,7 @@ func (t *Tracker) Vanished(present map[string]bool) {
 			t.forget(id)
 		}
 	}
-	t.expireTombstones(now)
+	t.sweep(now, true)
 }
 
 // A tombstone recognises the replayed events of a removed container. A
@@ -350,17 +348,24 @@ const (
 	// its tombstone to go: far beyond the replay's overlap and the few
 	// seconds events may arrive out of order.
 	tombstoneMargin = 2 * time.Minute
-	// tombstoneSweep is how often removals sweep the ledger while the
-	// stream stays up and no reconcile does (a host that removes
-	// containers all day would otherwise hold a tombstone for each).
-	tombstoneSweep = 30 * time.Second
+	// sweepEvery is how often removals and new evidence sweep while the
+	// stream stays up and no reconcile does.
+	sweepEvery = 30 * time.Second
 )
 
-// expireTombstones drops the tombstones the next replay cannot need.
-// Callers hold mu.
-func (t *Tracker) expireTombstones(now time.Time) {
-	t.tombstonesExpired = now
+// sweep drops what neither a replay nor a verdict can need any more: the
+// tombstones, and the evidence older than any pending verdict reads
+// (evidence was pruned only in the list of the container it was about, so
+// each removed container's stayed until the 50,000-item cap). Under churn
+// both grew with every removed container for as long as the stream lived.
+// Unless forced, it sweeps at most every sweepEvery. Callers hold mu.
+func (t *Tracker) sweep(now time.Time, force bool) {
+	if !force && now.Sub(t.swept) < sweepEvery {
+		return
+	}
+	t.swept = now
 	t.ledger.expire(t.replayFrom().Add(-tombstoneMargin))
+	t.evidence.prune(t.oldestEvidence(now))
 }
 
 // forget drops a container from the registry. Callers hold mu.
