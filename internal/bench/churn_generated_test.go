@@ -60,17 +60,8 @@ func BenchmarkExporterChurn(b *testing.B) {
 		return len(m["exit137_container_info"].GetMetric()) == churnSteady
 	})
 
-	// Settle: a few scrapes, then the baseline.
-	for range 3 {
-		e.Scrape(b)
-		time.Sleep(5 * time.Second)
-	}
-	before := e.Scrape(b)
+	before, start := churnBaseline(b, e, pid)
 	hostBefore := before.Sum("exit137_exits_total", nil)
-	start, err := bench.ReadProc(pid)
-	if err != nil {
-		b.Fatal(err)
-	}
 	saveProfile(b, e, pid, profiles, "start")
 
 	prefix := testrig.UniqueName(b, "churn")

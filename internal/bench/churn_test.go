@@ -44,17 +44,8 @@ func BenchmarkDockerChurn(b *testing.B) {
 	bench.TellScript(b, "run", run)
 	b.Cleanup(func() { bench.RemoveRun(b, c, run) })
 
-	// Settle: a few scrapes, then the baseline.
-	for range 3 {
-		e.Scrape(b)
-		time.Sleep(5 * time.Second)
-	}
-	before := e.Scrape(b)
+	before, start := churnBaseline(b, e, pid)
 	hostBefore := before.Sum("exit137_exits_total", nil)
-	start, err := bench.ReadProc(pid)
-	if err != nil {
-		b.Fatal(err)
-	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), churn+5*time.Minute)
 	defer cancel()
@@ -177,6 +168,21 @@ func (r *churnRun) report(b *testing.B) {
 	b.ReportMetric(float64(r.start.RSS)/1e6, "rss-start-MB")
 	b.ReportMetric(float64(r.end.RSS)/1e6, "rss-end-MB")
 	b.ReportMetric(float64(r.after.RSS)/1e6, "rss-after-retention-MB")
+}
+
+// churnBaseline lets the exporter settle over a few scrapes and returns
+// the scrape and the /proc reading a churn run is measured from.
+func churnBaseline(b *testing.B, e *testrig.Exporter, pid int) (testrig.Metrics, bench.Proc) {
+	for range 3 {
+		e.Scrape(b)
+		time.Sleep(5 * time.Second)
+	}
+	before := e.Scrape(b)
+	start, err := bench.ReadProc(pid)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return before, start
 }
 
 func heapInuse(m testrig.Metrics) int64 {
