@@ -59,7 +59,7 @@ func BenchmarkDockerBurst(b *testing.B) {
 	m := e.Scrape(b)
 	finished := finishedAt(b, ctx, cs)
 	decided := decidedAt(e.Log())
-	dieSeen := dies()
+	dieSeen, dieCodes := dies()
 
 	var lost, dup, perName int
 	causes := map[string]int{}
@@ -101,8 +101,9 @@ func BenchmarkDockerBurst(b *testing.B) {
 	t.Row("containers started in", cs.Took.Round(time.Second).String())
 	t.Row("kills sent in / deaths spread over (FinishedAt)", killTook.Round(time.Millisecond).String()+" / "+last.Sub(first).Round(time.Millisecond).String())
 	t.Row("exits counted (exit137_exits_total 137 delta)", fmt.Sprintf("%.0f of %d", counted, len(cs.IDs)))
+	t.Row("exit codes of the die events at a separate client", tally(dieCodes))
 	t.Row("names with exactly one counted exit", fmt.Sprintf("%d of %d", perName, len(cs.IDs)))
-	t.Row("verdicts in /explain", fmt.Sprintf("%d (lost %d, duplicates %d), causes %s", len(cs.IDs)-lost+dup, lost, dup, causeList(causes)))
+	t.Row("verdicts in /explain", fmt.Sprintf("%d (lost %d, duplicates %d), causes %s", len(cs.IDs)-lost+dup, lost, dup, tally(causes)))
 	t.Row("latency", "p50 / p99 / max", "")
 	t.Row(fmt.Sprintf("  verdict − FinishedAt (%d)", len(total)), latencies(total), fmt.Sprintf("target p99 ≤ settle %s + 1s", settle))
 	t.Row("  die event at a client − FinishedAt (dockerd)", latencies(daemon), "")
@@ -159,13 +160,15 @@ func killAll(b *testing.B, ctx context.Context, cs *bench.Containers, how string
 
 // watchDies follows the daemon's die events for the run's containers from
 // a client of its own; the returned function stops and reports when each
-// arrived.
-func watchDies(b *testing.B, ctx context.Context, cs *bench.Containers) func() map[string]time.Time {
+// arrived, and how many carried each exit code (the daemon's word, against
+// which the exporter's counts by code are read).
+func watchDies(b *testing.B, ctx context.Context, cs *bench.Containers) func() (map[string]time.Time, map[string]int) {
 	ctx, cancel := context.WithCancel(ctx)
 	msgs, errs := cs.Client.Events(ctx, events.ListOptions{Filters: filters.NewArgs(
 		filters.Arg("type", string(events.ContainerEventType)), filters.Arg("event", "die"),
 		filters.Arg("label", bench.Label+"="+cs.Run))})
 	seen := map[string]time.Time{}
+	codes := map[string]int{}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -174,6 +177,7 @@ func watchDies(b *testing.B, ctx context.Context, cs *bench.Containers) func() m
 			case m := <-msgs:
 				if _, ok := seen[m.Actor.ID]; !ok {
 					seen[m.Actor.ID] = time.Now()
+					codes[m.Actor.Attributes["exitCode"]]++
 				}
 			case <-errs:
 				return
@@ -181,10 +185,10 @@ func watchDies(b *testing.B, ctx context.Context, cs *bench.Containers) func() m
 		}
 	}()
 	b.Cleanup(cancel)
-	return func() map[string]time.Time {
+	return func() (map[string]time.Time, map[string]int) {
 		cancel()
 		<-done
-		return seen
+		return seen, codes
 	}
 }
 
@@ -272,10 +276,11 @@ func latencies(d bench.Durations) string {
 	return r(d.Median()) + " / " + r(d.Quantile(0.99)) + " / " + r(d.Max())
 }
 
-func causeList(causes map[string]int) string {
+// tally lists counts by key, sorted: "manual 3, oom 2".
+func tally(counts map[string]int) string {
 	var parts []string
-	for c, n := range causes {
-		parts = append(parts, fmt.Sprintf("%s %d", c, n))
+	for k, n := range counts {
+		parts = append(parts, fmt.Sprintf("%s %d", k, n))
 	}
 	sort.Strings(parts)
 	return strings.Join(parts, ", ")
