@@ -139,13 +139,10 @@ func TestRPCAgainstGRPCServer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// recv returns once the context ends; a hang is the test's timeout.
 		time.AfterFunc(100*time.Millisecond, cancel)
-		start := time.Now()
 		if _, err := sub.recv(); codeOf(err) != codeCanceled || !errors.Is(err, context.Canceled) {
 			t.Errorf("%v, want Canceled", err)
-		}
-		if d := time.Since(start); d > time.Second {
-			t.Errorf("the stream ended %v after its context", d)
 		}
 	})
 	// Every call, streams and unary calls at once among them, went over
@@ -168,13 +165,9 @@ func TestRPCConnClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.AfterFunc(100*time.Millisecond, conn.close)
-	start := time.Now()
+	time.AfterFunc(100*time.Millisecond, conn.close) // a hang is the test's timeout
 	if _, err := sub.recv(); err == nil || errors.Is(err, io.EOF) {
 		t.Errorf("%v, want an error", err)
-	}
-	if d := time.Since(start); d > time.Second {
-		t.Errorf("the stream ended %v after the close", d)
 	}
 	if _, err := conn.listTasks(namespaced(context.Background(), DefaultNamespace)); codeOf(err) != codeUnavailable {
 		t.Errorf("a call after the close: %v, want Unavailable", err)
