@@ -361,3 +361,49 @@ func exitCodeOf(m events.Message, inspected int) string {
 	}
 	return fmt.Sprint(inspected)
 }
+
+// TestExporterChurnCountsEachLifecycleOnce runs the exporter binary
+// through a short generated churn, 1,200 lifecycles a minute for 20 s,
+// and checks it against the fake daemon's own list of what it made: each
+// name counted exactly once, and once the retention has passed, nothing
+// of the removed containers left (no container_info, no exit series: a
+// late answer about a removed container must not bring it back).
+func TestExporterChurnCountsEachLifecycleOnce(t *testing.T) {
+	tree, err := bench.NewTree(t.TempDir(), cgroupfs.ModeLegacy, churnSteady)
+	if err != nil {
+		t.Fatal(err)
+	}
+	daemon := bench.FakeChurn(t, tree)
+	const retention = 5 * time.Second
+	e, _ := startExporter(t, "--cgroup.root="+tree.FS.Root(), "--docker.host="+daemon.Host(),
+		"--exits.retention="+retention.String())
+	e.WaitFor(t, time.Minute, fmt.Sprintf("%d containers named", churnSteady), func(m testrig.Metrics) bool {
+		return len(m["exit137_container_info"].GetMetric()) == churnSteady
+	})
+	prefix := testrig.UniqueName(t, "churn")
+	tally := &exitTally{prefix: prefix, counts: map[string]float64{}}
+	stopScrapes := scrapeEvery(e, time.Second, tally.see)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	made := daemon.Run(ctx, prefix, 1200, 20*time.Second, nil)
+	time.Sleep(3 * time.Second) // the last verdicts settle; the scrapes go on
+	stopScrapes()
+	tally.see(e.Scrape(t))
+	if len(made) < 100 {
+		t.Fatalf("the fake made %d lifecycles in 20 s, asked for 400", len(made))
+	}
+	if lost, doubled := tally.check(made); len(lost)+len(doubled) > 0 {
+		t.Fatalf("of %d lifecycles, lost %d (%s), doubled %d (%s)", len(made), len(lost), firstFew(lost), len(doubled), firstFew(doubled))
+	}
+	testrig.WaitUntil(t, retention+30*time.Second, "the removed containers' series gone", func() bool {
+		m := e.Scrape(t)
+		for _, family := range []string{"exit137_container_info", "exit137_container_exits_total"} {
+			for _, s := range m.Series(family, nil) {
+				if strings.Contains(s, prefix) {
+					return false
+				}
+			}
+		}
+		return true
+	})
+}
