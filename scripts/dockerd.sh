@@ -24,14 +24,26 @@ start() {
   install
   if answers; then return 0; fi
   mkdir -p "$state"
-  # setsid: the daemon outlives this script and is not in the caller's
-  # process group, so a test runner's Ctrl-C does not take it down.
-  setsid dockerd --bridge=none --iptables=false --ip6tables=false --pidfile "$pidfile.dockerd" \
-    >>"$log" 2>&1 < /dev/null &
-  echo $! >"$pidfile"
-  for _ in $(seq 1 60); do
-    answers && return 0
-    sleep 0.5
+  # A daemon that was killed with containers running leaves their dead
+  # shims behind; dockerd's containerd cleans them up at start (~45 ms
+  # each) and dockerd gives it 15 s, then exits ("timeout waiting for
+  # containerd to start"). What was cleaned stays cleaned, so another
+  # attempt gets further: a few hundred dead shims take two or three.
+  for attempt in 1 2 3 4 5; do
+    # setsid: the daemon outlives this script and is not in the caller's
+    # process group, so a test runner's Ctrl-C does not take it down.
+    setsid dockerd --bridge=none --iptables=false --ip6tables=false --pidfile "$pidfile.dockerd" \
+      >>"$log" 2>&1 < /dev/null &
+    pid=$!
+    echo "$pid" >"$pidfile"
+    for _ in $(seq 1 120); do
+      answers && return 0
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.5
+    done
+    if kill -0 "$pid" 2>/dev/null; then break; fi
+    rm -f "$pidfile"
+    echo "dockerd exited while starting (attempt $attempt): $(tail -1 "$log")" >&2
   done
   echo "dockerd did not come up; last lines of $log:" >&2
   tail -20 "$log" >&2
