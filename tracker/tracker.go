@@ -247,7 +247,11 @@ func (t *Tracker) Died(id string, at time.Time, exitCode int) bool {
 		t.logger.Debug("exit already counted", "id", cgroupfs.ShortID(id), "at", at)
 		return false
 	}
-	t.schedule(ended, t.count(id, ending{run: ended, exitCode: exitCode, at: at}))
+	p := t.count(id, ending{run: ended, exitCode: exitCode, at: at})
+	t.schedule(ended, p)
+	// When the die was applied, against its stamp: under a burst this
+	// tells the runtime's and the event loop's lag from the settle.
+	t.logger.Debug("die applied", "name", p.exit.Name, "id", cgroupfs.ShortID(id), "stamped", at)
 	return true
 }
 

@@ -33,7 +33,8 @@ func BenchmarkDockerBurst(b *testing.B) {
 	n := bench.EnvInt("EXIT137_BENCH_N", 500)
 	how := bench.EnvString("EXIT137_BENCH_KILL", "pid")
 	const settle = 2 * time.Second // the exporter's default
-	e, pid := startDockerExporter(b, "--attribution.settle="+settle.String())
+	// Debug: the tracker's "die applied" lines split the exporter's share.
+	e, pid := startDockerExporter(b, "--attribution.settle="+settle.String(), "--log.level=debug")
 	cs := bench.StartContainers(b, n, memoryLimit, bench.EnvDuration("EXIT137_BENCH_START_WITHIN", 10*time.Minute))
 	waitKnown(b, e, cs)
 	kills := map[string]string{"exit_code": "137"}
@@ -58,12 +59,12 @@ func BenchmarkDockerBurst(b *testing.B) {
 	}
 	m := e.Scrape(b)
 	finished := finishedAt(b, ctx, cs)
-	decided := decidedAt(e.Log())
+	decided, applied := loggedAt(e.Log(), "container exit"), loggedAt(e.Log(), "die applied")
 	dieSeen, dieCodes := dies()
 
 	var lost, dup, perName int
 	causes := map[string]int{}
-	var total, daemon, exporter bench.Durations
+	var total, daemon, exporter, stream, settled bench.Durations
 	var first, last time.Time
 	for i, id := range cs.IDs {
 		switch vs := verdicts[id]; {
@@ -90,6 +91,9 @@ func BenchmarkDockerBurst(b *testing.B) {
 		}
 		if ok && seenOK {
 			daemon, exporter = append(daemon, seen.Sub(fin)), append(exporter, at.Sub(seen))
+			if app, ok := applied[cs.Names[i]]; ok {
+				stream, settled = append(stream, app.Sub(seen)), append(settled, at.Sub(app))
+			}
 		}
 	}
 	counted := m.Sum("exit137_exits_total", kills) - hostBefore
@@ -108,6 +112,8 @@ func BenchmarkDockerBurst(b *testing.B) {
 	t.Row(fmt.Sprintf("  verdict − FinishedAt (%d)", len(total)), latencies(total), fmt.Sprintf("target p99 ≤ settle %s + 1s", settle))
 	t.Row("  die event at a client − FinishedAt (dockerd)", latencies(daemon), "")
 	t.Row("  verdict − die event at a client (exporter)", latencies(exporter), "includes the settle delay")
+	t.Row(fmt.Sprintf("    die applied by the exporter − at the client (%d)", len(stream)), latencies(stream), "the stream and the event loop")
+	t.Row("    verdict − die applied", latencies(settled), "the settle left, the decision")
 	t.Row("exporter CPU during the burst", (after.CPU - before.CPU).String(), "")
 	t.Row("exporter RSS after / peak", bench.MB(after.RSS)+" / "+bench.MB(after.PeakRSS), "")
 	t.Flush()
@@ -251,21 +257,23 @@ func finishedAt(b *testing.B, ctx context.Context, cs *bench.Containers) map[str
 	return out
 }
 
-// decidedLine is the tracker's log line for a stored verdict (promslog
-// logfmt, time to the millisecond).
-var decidedLine = regexp.MustCompile(`^time=(\S+) .*msg="container exit" name=(\S+)`)
+// loggedLine is a tracker's log line about a container, by message
+// (promslog logfmt, time to the millisecond).
+var loggedLine = regexp.MustCompile(`^time=(\S+) .*msg="([^"]+)" name=(\S+)`)
 
-// decidedAt reads when each container's first verdict was stored.
-func decidedAt(log string) map[string]time.Time {
+// loggedAt reads when the tracker first logged msg about each container:
+// "die applied" (debug) when the exporter's event loop applied the die,
+// "container exit" when the verdict was stored.
+func loggedAt(log, msg string) map[string]time.Time {
 	out := map[string]time.Time{}
 	for _, line := range strings.Split(log, "\n") {
-		m := decidedLine.FindStringSubmatch(line)
-		if m == nil {
+		m := loggedLine.FindStringSubmatch(line)
+		if m == nil || m[2] != msg {
 			continue
 		}
 		at, err := time.Parse(time.RFC3339Nano, m[1])
-		if _, seen := out[m[2]]; err == nil && !seen {
-			out[m[2]] = at
+		if _, seen := out[m[3]]; err == nil && !seen {
+			out[m[3]] = at
 		}
 	}
 	return out
