@@ -6,6 +6,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -32,6 +33,7 @@ var (
 )
 
 func main() {
+	runtime.MemProfileRate = 0 // until the profiler is served (pprof.go)
 	app := kingpin.CommandLine
 	app.Name = exporterName
 	app.Help = "Why do my containers die with exit code 137? Memory vs limit, every exit, and the cause of every SIGKILL."

@@ -3,6 +3,7 @@ package bench_test
 import (
 	"fmt"
 	"net/http"
+	"os"
 	"testing"
 	"time"
 
@@ -62,9 +63,14 @@ func BenchmarkExporter(b *testing.B) {
 	}
 }
 
-// startExporter starts the exporter binary with pprof on.
+// startExporter starts the exporter binary as a user runs it: the
+// profiler (and with it Go's heap sampling, which costs RSS of its own)
+// only when EXIT137_BENCH_PPROF_DIR asks for profiles.
 func startExporter(b testing.TB, args ...string) (*testrig.Exporter, int) {
-	e := testrig.StartExporter(b, append([]string{"--web.enable-pprof"}, args...)...)
+	if os.Getenv("EXIT137_BENCH_PPROF_DIR") != "" {
+		args = append([]string{"--web.enable-pprof"}, args...)
+	}
+	e := testrig.StartExporter(b, args...)
 	return e, e.PID()
 }
 
