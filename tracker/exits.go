@@ -153,6 +153,7 @@ func (t *Tracker) ExitSeries() (byName, host []ExitSeries) {
 		live[nameKey{c.Name, c.Image}] = true
 	}
 	t.exits.expire(live, t.now(), t.cfg.Retention)
+	t.sweep(t.now(), false) // when no event has swept for a while
 	byName = make([]ExitSeries, 0, (len(killCauses)+1)*len(t.exits.byName))
 	for k, set := range t.exits.byName {
 		for ek, n := range set.counts {

@@ -157,6 +157,11 @@ type ledger struct {
 	// cursor of its saved state. A replay reaches a little before it;
 	// events from then, of containers the ledger never knew, are history.
 	horizon time.Time
+	// forgotten is where the expired tombstones end: an inspect owed to
+	// an event stamped before it, of an id the ledger no longer knows, is
+	// of a container removed and forgotten (a live one's entry never
+	// expires).
+	forgotten time.Time
 }
 
 func newLedger() ledger { return ledger{entries: map[string]*entry{}} }
@@ -378,10 +383,14 @@ func (l *ledger) vanished(id string, at time.Time) []ending {
 	return nil
 }
 
-// removedSince reports whether id was removed at or after at.
+// removedSince reports whether id was removed at or after at, as far as
+// a tombstone, or the forgetting of expired ones, tells.
 func (l *ledger) removedSince(id string, at time.Time) bool {
 	e, ok := l.entries[id]
-	return ok && !e.Removed.IsZero() && !e.Removed.Before(at)
+	if !ok {
+		return at.Before(l.forgotten)
+	}
+	return !e.Removed.IsZero() && !e.Removed.Before(at)
 }
 
 // expire drops tombstones older than before.
@@ -390,6 +399,9 @@ func (l *ledger) expire(before time.Time) {
 		if !e.Removed.IsZero() && e.Removed.Before(before) {
 			delete(l.entries, id)
 		}
+	}
+	if before.After(l.forgotten) {
+		l.forgotten = before
 	}
 }
 

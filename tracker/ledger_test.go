@@ -393,3 +393,28 @@ func TestLateInspectDoesNotReviveARemovedContainer(t *testing.T) {
 		t.Fatalf("the inspect of a new run of a reused id was dropped: %+v", v)
 	}
 }
+
+// An inspect may lag the stream by more than the tombstones last (a burst
+// of deaths queues them): once its container's tombstone has expired, the
+// inspect is still refused, by the ledger's forgotten horizon.
+func TestLateInspectAfterTheTombstoneExpired(t *testing.T) {
+	tr, _ := newTestTracker()
+	meta := Meta{ID: id, Name: "job", Image: "busybox"}
+	tr.Upsert(meta)
+	tr.Started(id, sec(1))
+	tr.Died(id, sec(1.2), 0)
+	tr.Removed(id, sec(1.3))
+	// Other containers' events move the cursor on; a removal sweeps.
+	const other = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+	tr.now = func() time.Time { return sec(300) }
+	tr.Started(other, sec(299))
+	tr.Removed(other, sec(300))
+	if _, ok := tr.ledger.entries[id]; ok {
+		t.Fatalf("the tombstone removed at 1.3 s is still kept at a cursor of 300 s")
+	}
+	meta.Pid = 100
+	tr.Inspected(meta, sec(1), running(0.99, 100))
+	if _, ok := tr.Views()[id]; ok {
+		t.Fatalf("an inspect of a forgotten container brought it back")
+	}
+}

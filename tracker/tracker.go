@@ -346,14 +346,17 @@ func (t *Tracker) Vanished(present map[string]bool) {
 // replay starts at the cursor (less the docker source's second of
 // overlap), and every event of a container is stamped at or before its
 // removal, so a tombstone removed long enough before the cursor can meet
-// none of them any more.
+// none of them any more. An inspect owed to an event before the
+// tombstones' end is refused without one (ledger.forgotten): the inspect
+// queue may lag far behind the stream in a burst.
 const (
 	// tombstoneMargin is how long before the cursor a removal must lie for
 	// its tombstone to go: far beyond the replay's overlap and the few
-	// seconds events may arrive out of order.
-	tombstoneMargin = 2 * time.Minute
-	// sweepEvery is how often removals and new evidence sweep while the
-	// stream stays up and no reconcile does.
+	// milliseconds by which a daemon's events may leave out of order.
+	// Under churn the tombstones are this long's removals: 30 s keeps
+	// 500 at 1,000 removals a minute (2 min kept 2,000, 1 MB of heap).
+	tombstoneMargin = 30 * time.Second
+	// sweepEvery is how often removals, new evidence and scrapes sweep.
 	sweepEvery = 30 * time.Second
 )
 
