@@ -71,7 +71,9 @@ func summarize(v *Verdict, r *rule, f *facts) string {
 		s.exitAfterOOM()
 	}
 	s.apiDown()
-	return b.String()
+	// At its exact size: /explain keeps the last thousand verdicts, and
+	// the builder's 384 bytes would stay with each.
+	return strings.Clone(b.String())
 }
 
 func (s *summary) str(t string) { s.b.WriteString(t) }
