@@ -113,6 +113,11 @@ func BenchmarkExporterChurn(b *testing.B) {
 	t.Row("Go heap idle / released, start and after the retention", fmt.Sprintf("%s / %s, %s / %s",
 		bench.MB(memstat(before, "heap_idle")), bench.MB(memstat(before, "heap_released")),
 		bench.MB(memstat(r.afterMetrics, "heap_idle")), bench.MB(memstat(r.afterMetrics, "heap_released"))))
+	t.Row("Go heap alloc / in use, start and after the retention", fmt.Sprintf("%s / %s, %s / %s",
+		bench.MB(memstat(before, "heap_alloc")), bench.MB(memstat(before, "heap_inuse")),
+		bench.MB(memstat(r.afterMetrics, "heap_alloc")), bench.MB(memstat(r.afterMetrics, "heap_inuse"))))
+	t.Row("Go runtime outside the heap (stack, GC, mspan, buckhash, other), start and after", fmt.Sprintf("%s, %s",
+		runtimeSys(before), runtimeSys(r.afterMetrics)))
 	t.Flush()
 	r.report(b)
 	b.ReportMetric(float64(r.after.RSS-r.start.RSS)/1e6, "rss-growth-MB")
@@ -406,4 +411,14 @@ func TestExporterChurnCountsEachLifecycleOnce(t *testing.T) {
 		}
 		return true
 	})
+}
+
+// runtimeSys lists the Go runtime's own memory beside the heap, from the
+// go_memstats gauges of a scrape.
+func runtimeSys(m testrig.Metrics) string {
+	var parts []string
+	for _, name := range []string{"stack_sys", "gc_sys", "mspan_sys", "buck_hash_sys", "other_sys"} {
+		parts = append(parts, bench.MB(memstat(m, name)))
+	}
+	return strings.Join(parts, " / ")
 }
