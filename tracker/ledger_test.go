@@ -366,13 +366,20 @@ func TestTombstonesExpireWhileTheStreamStaysUp(t *testing.T) {
 // The docker source inspects after a start on a worker: the answer,
 // given while the container still ran, may be applied after its die and
 // destroy. It must not bring the removed container back.
-func TestLateInspectDoesNotReviveARemovedContainer(t *testing.T) {
+// removedJob is a tracker that saw a container start at 1 s, die at 1.2 s
+// and be removed at 1.3 s.
+func removedJob() (*Tracker, Meta) {
 	tr, _ := newTestTracker()
 	meta := Meta{ID: id, Name: "job", Image: "busybox"}
 	tr.Upsert(meta)
 	tr.Started(id, sec(1))
 	tr.Died(id, sec(1.2), 0)
 	tr.Removed(id, sec(1.3))
+	return tr, meta
+}
+
+func TestLateInspectDoesNotReviveARemovedContainer(t *testing.T) {
+	tr, meta := removedJob()
 	meta.Pid = 100
 	tr.Inspected(meta, sec(1), running(0.99, 100))
 	if _, ok := tr.Views()[id]; ok {
@@ -398,12 +405,7 @@ func TestLateInspectDoesNotReviveARemovedContainer(t *testing.T) {
 // of deaths queues them): once its container's tombstone has expired, the
 // inspect is still refused, by the ledger's forgotten horizon.
 func TestLateInspectAfterTheTombstoneExpired(t *testing.T) {
-	tr, _ := newTestTracker()
-	meta := Meta{ID: id, Name: "job", Image: "busybox"}
-	tr.Upsert(meta)
-	tr.Started(id, sec(1))
-	tr.Died(id, sec(1.2), 0)
-	tr.Removed(id, sec(1.3))
+	tr, meta := removedJob()
 	// Other containers' events move the cursor on; a removal sweeps.
 	const other = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
 	tr.now = func() time.Time { return sec(300) }
