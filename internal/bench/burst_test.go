@@ -33,8 +33,9 @@ func BenchmarkDockerBurst(b *testing.B) {
 	n := bench.EnvInt("EXIT137_BENCH_N", 500)
 	how := bench.EnvString("EXIT137_BENCH_KILL", "pid")
 	const settle = 2 * time.Second // the exporter's default
-	// Debug: the tracker's "die applied" lines split the exporter's share.
-	e, pid := startDockerExporter(b, "--attribution.settle="+settle.String(), "--log.level=debug")
+	// testrig runs it at debug: the tracker's "die applied" lines split
+	// the exporter's share.
+	e, pid := startDockerExporter(b, "--attribution.settle="+settle.String())
 	cs := bench.StartContainers(b, n, memoryLimit, bench.EnvDuration("EXIT137_BENCH_START_WITHIN", 10*time.Minute))
 	waitKnown(b, e, cs)
 	kills := map[string]string{"exit_code": "137"}
