@@ -197,6 +197,18 @@ func Decide(exit Exit, evidence []Evidence, window time.Duration) Verdict {
 	return v
 }
 
+// CitedEvidence returns the evidence the verdict cites, as Decide takes
+// it. Decide of the verdict's exit and its cited evidence gives the
+// verdict again (TestDecide checks every row), so a store may keep a
+// verdict without its summary and compose the summary when asked.
+func (v *Verdict) CitedEvidence() []Evidence {
+	out := make([]Evidence, len(v.Evidence))
+	for i := range v.Evidence {
+		out[i] = v.Evidence[i].Evidence
+	}
+	return out
+}
+
 // Linux signal names, by number; exit codes come from Linux containers
 // whatever the exporter was built for.
 var signalNames = [32]string{

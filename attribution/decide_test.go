@@ -2,6 +2,7 @@ package attribution
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -647,6 +648,9 @@ func TestDecide(t *testing.T) {
 			}
 			if v.Summary == "" {
 				t.Error("empty summary")
+			}
+			if again := Decide(v.Exit, v.CitedEvidence(), win); !reflect.DeepEqual(again, v) {
+				t.Errorf("the verdict decided again from what it cites differs:\n%+v\nwant\n%+v", again, v)
 			}
 		})
 	}
