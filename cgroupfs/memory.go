@@ -71,13 +71,7 @@ type Memory struct {
 // the error matches ErrNotExist; a missing file every kernel has matches
 // ErrMissingFile; a malformed file gives an *Error naming file and line.
 func (f FS) Memory(path string) (Memory, error) {
-	if f.mode == 0 {
-		return Memory{}, errNotInitialised
-	}
-	if !filepath.IsLocal(path) || strings.IndexByte(path, 0) >= 0 {
-		return Memory{}, &Error{Text: path, Err: errors.New("not a path inside the memory root")}
-	}
-	r, err := f.openDir(path)
+	r, err := f.openCgroup(path)
 	if err != nil {
 		return Memory{}, err
 	}
@@ -86,6 +80,43 @@ func (f FS) Memory(path string) (Memory, error) {
 		return r.memoryV2()
 	}
 	return r.memoryV1()
+}
+
+// OOMKills reads the cgroup's oom_kill counter alone (v1
+// memory.oom_control, v2 memory.events), for a death whose cgroup the
+// runtime is about to remove: one file, not the six of Memory with
+// memory.stat among them, on a path where a burst's deaths queue up.
+// found is false on a v1 kernel before 4.13, which has no counter. Errors
+// are as Memory's.
+func (f FS) OOMKills(path string) (kills uint64, found bool, err error) {
+	r, err := f.openCgroup(path)
+	if err != nil {
+		return 0, false, err
+	}
+	defer r.close()
+	n := fileOOMControl
+	if f.mode == ModeUnified {
+		n = fileEvents
+	}
+	data, _, err := r.read(n, false)
+	if err != nil {
+		return 0, false, err
+	}
+	if kills, found, err = ParseKeyedValue(data, "oom_kill"); err != nil {
+		return 0, false, r.parseErr(n, err)
+	}
+	return kills, found, nil
+}
+
+// openCgroup opens the cgroup at path, relative to MemoryRoot, for reading.
+func (f FS) openCgroup(path string) (dirReader, error) {
+	if f.mode == 0 {
+		return dirReader{}, errNotInitialised
+	}
+	if !filepath.IsLocal(path) || strings.IndexByte(path, 0) >= 0 {
+		return dirReader{}, &Error{Text: path, Err: errors.New("not a path inside the memory root")}
+	}
+	return f.openDir(path)
 }
 
 // uint reads a single-value file.

@@ -291,3 +291,52 @@ func TestMemoryInheritedLimitV1(t *testing.T) {
 		}
 	}
 }
+
+// OOMKills reads the same counter as Memory from its one file, on every
+// fixture tree taken from real hosts; a gone cgroup, a v1 kernel without
+// the counter and a malformed line give what Memory gives.
+func TestOOMKills(t *testing.T) {
+	for _, tree := range []string{"v1-cgroupfs", "v1-systemd", "v2-cgroupfs", "v2-systemd"} {
+		f, err := NewFS(filepath.Join("testdata", tree))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs, err := f.DockerContainers()
+		if err != nil || len(cs) == 0 {
+			t.Fatalf("%s: DockerContainers: %v, %v", tree, cs, err)
+		}
+		for _, c := range cs {
+			m, err := f.Memory(c.Path)
+			if err != nil {
+				t.Fatalf("%s %s: Memory: %v", tree, c.ID, err)
+			}
+			kills, found, err := f.OOMKills(c.Path)
+			if err != nil || found != (m.OOMKills != nil) || found && kills != *m.OOMKills {
+				t.Errorf("%s %s: OOMKills %d, %v, %v; Memory says %v", tree, c.ID, kills, found, err, m.OOMKills)
+			}
+		}
+	}
+	for _, mode := range []Mode{ModeLegacy, ModeUnified} {
+		f, c := genOne(t, mode)
+		file := "memory.oom_control"
+		if mode == ModeUnified {
+			file = "memory.events"
+		}
+		write(t, f, c, file, "oom_kill x\n")
+		if _, _, err := f.OOMKills(c.Path); err == nil || !strings.Contains(err.Error(), file) {
+			t.Errorf("%s: malformed %s: error %v, want one naming the file", mode, file, err)
+		}
+		if mode == ModeLegacy {
+			write(t, f, c, file, "oom_kill_disable 0\nunder_oom 0\n")
+			if _, found, err := f.OOMKills(c.Path); err != nil || found {
+				t.Errorf("v1 before 4.13: found %v, err %v; want neither", found, err)
+			}
+		}
+		if err := os.RemoveAll(filepath.Join(f.MemoryRoot(), c.Path)); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := f.OOMKills(c.Path); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s: gone cgroup: error %v, want ErrNotExist", mode, err)
+		}
+	}
+}

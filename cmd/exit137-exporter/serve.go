@@ -275,15 +275,15 @@ func oomKillReader(fs *cgroupfs.FS, procRoot string) func(id string, pid int) (u
 				return 0, false
 			}
 		}
-		m, err := fs.Memory(path)
+		kills, found, err := fs.OOMKills(path)
 		mu.Lock()
 		defer mu.Unlock()
-		if err != nil || m.OOMKills == nil {
+		if err != nil || !found {
 			delete(paths, id) // the cgroup is gone with the container
 			return 0, false
 		}
 		paths[id] = path
-		return *m.OOMKills, true
+		return kills, true
 	}
 }
 
