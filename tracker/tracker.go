@@ -232,6 +232,21 @@ func (t *Tracker) DescribeRun(id string, at time.Time, st RunState) {
 // whether the exit is new; the inspect that follows the event
 // (DescribeDeath) may still give it its exact finish time.
 func (t *Tracker) Died(id string, at time.Time, exitCode int) bool {
+	name, counted := t.died(id, at, exitCode)
+	// Logged without mu: a log write that blocks (a disk under a burst's
+	// writes) must not hold up the verdicts. When the die was applied,
+	// against its stamp, tells the runtime's and the event loop's lag
+	// from the settle.
+	if counted {
+		t.logger.Debug("die applied", "name", name, "id", cgroupfs.ShortID(id), "stamped", at)
+	} else {
+		t.logger.Debug("die of an exit already counted", "id", cgroupfs.ShortID(id), "stamped", at)
+	}
+	return counted
+}
+
+// died is Died under mu: the container's name and whether its exit is new.
+func (t *Tracker) died(id string, at time.Time, exitCode int) (name string, counted bool) {
 	t.mu.Lock()
 	defer t.unlock()
 	t.record(id).running = false
@@ -241,18 +256,14 @@ func (t *Tracker) Died(id string, at time.Time, exitCode int) bool {
 		if p := t.pending[attached]; p != nil && !p.decided {
 			p.exit.ExitCode, p.exit.Time, p.exit.Inferred = exitCode, at, false
 		}
-		return false
+		return "", false
 	}
 	if ended == nil {
-		t.logger.Debug("exit already counted", "id", cgroupfs.ShortID(id), "at", at)
-		return false
+		return "", false
 	}
 	p := t.count(id, ending{run: ended, exitCode: exitCode, at: at})
 	t.schedule(ended, p)
-	// When the die was applied, against its stamp: under a burst this
-	// tells the runtime's and the event loop's lag from the settle.
-	t.logger.Debug("die applied", "name", p.exit.Name, "id", cgroupfs.ShortID(id), "stamped", at)
-	return true
+	return p.exit.Name, true
 }
 
 // DescribeDeath attaches an inspect made after the die event stamped at,
