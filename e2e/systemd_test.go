@@ -74,6 +74,7 @@ ExecStop=%[3]s stop -t 1 %[4]s
 				_, ok := m.Value("exit137_container_info", map[string]string{"name": container})
 				return ok
 			})
+			testrig.WaitSigtermSet(t, container)
 
 			tc.act(t, m, front, app)
 			e.WaitFor(t, 30*time.Second, container+"'s exit counted", func(m testrig.Metrics) bool {

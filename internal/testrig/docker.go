@@ -288,3 +288,15 @@ func lockDocker(t testing.TB) {
 	}
 	t.Cleanup(func() { f.Close() }) // closing releases the lock
 }
+
+// WaitSigtermSet waits until the helper in the Docker container name has
+// set its SIGTERM handling (-ignore-term, -term-exit): a stop sent before
+// then kills the init with Go's exit code 2, which a busy host makes
+// likely.
+func WaitSigtermSet(t testing.TB, name string) {
+	t.Helper()
+	WaitUntil(t, time.Minute, name+"'s SIGTERM handling set", func() bool {
+		logs, _ := Try("docker", "logs", name)
+		return strings.Contains(logs, "helper: SIGTERM handling set") // the helper's sigtermSet
+	})
+}

@@ -14,6 +14,10 @@ import (
 	"time"
 )
 
+// sigtermSet is printed once SIGTERM is ignored or handled
+// (testrig.WaitSigtermSet waits for it).
+const sigtermSet = "helper: SIGTERM handling set"
+
 func main() {
 	ignoreTerm := flag.Bool("ignore-term", false, "ignore SIGTERM, so that docker stop must SIGKILL")
 	termExit := flag.Int("term-exit", -1, "on SIGTERM exit with this code (a graceful stop); -1 leaves SIGTERM alone")
@@ -45,6 +49,11 @@ func main() {
 			println("SIGTERM: exiting with", *termExit)
 			os.Exit(*termExit)
 		}()
+	}
+	if *ignoreTerm || *termExit >= 0 {
+		// A SIGTERM before this point kills the init with Go's exit 2; a
+		// test that stops the container waits for the line.
+		println(sigtermSet)
 	}
 	time.Sleep(*delay)
 	if *childAllocMiB > 0 {
