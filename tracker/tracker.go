@@ -362,11 +362,13 @@ func (t *Tracker) Vanished(present map[string]bool) {
 // queue may lag far behind the stream in a burst.
 const (
 	// tombstoneMargin is how long before the cursor a removal must lie for
-	// its tombstone to go: far beyond the replay's overlap and the few
-	// milliseconds by which a daemon's events may leave out of order.
-	// Under churn the tombstones are this long's removals: 30 s keeps
-	// 500 at 1,000 removals a minute (2 min kept 2,000, 1 MB of heap).
-	tombstoneMargin = 30 * time.Second
+	// its tombstone to go: five times the replay's overlap, far beyond the
+	// few milliseconds by which a daemon's events may leave out of order.
+	// Under churn the tombstones are this long's removals, and those of a
+	// quiet host's last seconds stay (the cursor stands still): 30 s kept
+	// 500 at 1,000 removals a minute, scattered among the churn's garbage,
+	// each pinning a span of it; 5 s keeps about 80.
+	tombstoneMargin = 5 * time.Second
 	// sweepEvery is how often removals, new evidence and scrapes sweep.
 	sweepEvery = 30 * time.Second
 )
@@ -382,6 +384,7 @@ func (t *Tracker) sweep(now time.Time, force bool) {
 		return
 	}
 	t.swept = now
+	t.containers = shrink.Map(t.containers, &t.containersPeak)
 	t.ledger.expire(t.replayFrom().Add(-tombstoneMargin))
 	t.evidence.prune(t.oldestEvidence(now))
 }
