@@ -159,6 +159,7 @@ func serve(cfg serveConfig, logger *slog.Logger) error {
 		defer cancel()
 		_ = server.Shutdown(shutdown)
 	}()
+	go releaseFreeMemory(ctx, logger)
 	saved := make(chan struct{})
 	go func() {
 		defer close(saved)
