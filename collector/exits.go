@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/exit137-exporter/exit137-exporter/internal/shrink"
 	"github.com/exit137-exporter/exit137-exporter/tracker"
 )
 
@@ -23,8 +24,9 @@ type exitsCollector struct {
 	mu      sync.Mutex
 	// names holds the label pairs of each (name, image) between scrapes;
 	// a set the tracker no longer reports is dropped.
-	names  map[exitNameKey]*exitNameLabels
-	scrape uint64
+	names     map[exitNameKey]*exitNameLabels
+	namesPeak shrink.Peak
+	scrape    uint64
 }
 
 type exitNameKey struct{ name, image string }
@@ -63,11 +65,13 @@ func (c *exitsCollector) Update(ch chan<- prometheus.Metric) error {
 		pairs = c.appendLabels(pairs, s)
 		b.send(ch, containerExitsDesc, prometheus.CounterValue, float64(s.Count), pairs[start:len(pairs):len(pairs)])
 	}
+	c.namesPeak.See(len(c.names))
 	for k, n := range c.names {
 		if n.scrape != c.scrape {
 			delete(c.names, k)
 		}
 	}
+	c.names = shrink.Map(c.names, &c.namesPeak)
 	for _, s := range host {
 		ch <- prometheus.MustNewConstMetric(hostExitsDesc, prometheus.CounterValue, float64(s.Count),
 			exitCodeLabel(s.ExitCode), s.Signal, string(s.Cause))

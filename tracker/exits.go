@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/exit137-exporter/exit137-exporter/attribution"
+	"github.com/exit137-exporter/exit137-exporter/internal/shrink"
 )
 
 // ExitKey is the label set of an exit counter besides the container.
@@ -44,7 +45,9 @@ type nameSeries struct {
 // with a new image tag does not carry its old tags' sets for ever.
 type exitCounts struct {
 	byName map[nameKey]*nameSeries
-	host   map[ExitKey]uint64
+	// peak lets expire give back byName's table after a wave of names.
+	peak shrink.Peak
+	host map[ExitKey]uint64
 }
 
 // killCauses are the causes a SIGKILL can get; their 137 series are
@@ -125,6 +128,8 @@ func (e *exitCounts) count(name, image string, kube Kube, k ExitKey) {
 // expire drops the (name, image) sets that no existing container holds
 // and that counted no exit for longer than retention.
 func (e *exitCounts) expire(live map[nameKey]bool, now time.Time, retention time.Duration) {
+	e.peak.See(len(e.byName))
+	defer func() { e.byName = shrink.Map(e.byName, &e.peak) }()
 	for k, s := range e.byName {
 		switch {
 		case live[k] || s.touched:

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/exit137-exporter/exit137-exporter/attribution"
+	"github.com/exit137-exporter/exit137-exporter/internal/shrink"
 )
 
 // The ledger is the exactly-once half of the tracker: for every container
@@ -150,6 +151,8 @@ type RunState struct {
 
 type ledger struct {
 	entries map[string]*entry
+	// peak lets expire give back the table of a wave's tombstones.
+	peak shrink.Peak
 	// lastEvent is the time of the latest event applied: the next
 	// subscription replays from there.
 	lastEvent time.Time
@@ -395,11 +398,13 @@ func (l *ledger) removedSince(id string, at time.Time) bool {
 
 // expire drops tombstones older than before.
 func (l *ledger) expire(before time.Time) {
+	l.peak.See(len(l.entries))
 	for id, e := range l.entries {
 		if !e.Removed.IsZero() && e.Removed.Before(before) {
 			delete(l.entries, id)
 		}
 	}
+	l.entries = shrink.Map(l.entries, &l.peak)
 	if before.After(l.forgotten) {
 		l.forgotten = before
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/exit137-exporter/exit137-exporter/attribution"
 	"github.com/exit137-exporter/exit137-exporter/cgroupfs"
+	"github.com/exit137-exporter/exit137-exporter/internal/shrink"
 )
 
 // Meta is what the runtime tells about a container; the tracker keeps the
@@ -61,10 +62,13 @@ type Tracker struct {
 
 	mu         sync.Mutex
 	containers map[string]*container
-	ledger     ledger
-	exits      exitCounts
-	evidence   evidenceIndex
-	verdicts   verdictStore
+	// containersPeak lets sweep give back the table of a wave of
+	// containers that went.
+	containersPeak shrink.Peak
+	ledger         ledger
+	exits          exitCounts
+	evidence       evidenceIndex
+	verdicts       verdictStore
 	// pending are the exits counted but not yet decided, by their run.
 	pending map[*run]*pendingExit
 	// due are verdicts to schedule once mu is released.
