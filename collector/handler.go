@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -89,14 +90,14 @@ func (h *metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var out io.Writer = w
 	if acceptsGzip(r) {
 		w.Header().Set("Content-Encoding", "gzip")
-		gz := gzipWriters.get()
+		gz := gzipPool.Get().(*gzip.Writer)
 		gz.Reset(w)
-		defer func() { _ = gz.Close(); gzipWriters.put(gz) }()
+		defer func() { _ = gz.Close(); gzipPool.Put(gz) }()
 		out = gz
 	}
-	bw := bufWriters.get()
+	bw := bufPool.Get().(*bufio.Writer)
 	bw.Reset(out)
-	defer bufWriters.put(bw)
+	defer bufPool.Put(bw)
 	if format.FormatType() == expfmt.TypeTextPlain {
 		err = writeText(bw, gathered, streamed)
 	} else {
@@ -328,42 +329,7 @@ func acceptsGzip(r *http.Request) bool {
 	return weight("gzip") > 0 && weight("gzip") > weight("identity")
 }
 
-// scrapeWriters is how many writers of each kind are kept between
-// scrapes: enough for a pair of Prometheus servers scraping at once.
-const scrapeWriters = 2
-
 var (
-	gzipWriters = newFreeList(scrapeWriters, func() *gzip.Writer { return gzip.NewWriter(nil) })
-	bufWriters  = newFreeList(scrapeWriters, func() *bufio.Writer { return bufio.NewWriterSize(nil, 32<<10) })
+	gzipPool = sync.Pool{New: func() any { return gzip.NewWriter(nil) }}
+	bufPool  = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 32<<10) }}
 )
-
-// freeList keeps up to its capacity of items between uses. Unlike a
-// sync.Pool, which drops what it holds every second collection, it keeps
-// them: a gzip writer is 0.8 MB (deflate's tables), and with the
-// exporter's frequent collections (GOGC 25) a pool made one anew for most
-// scrapes, 0.8 MB of garbage each, held as free heap until returned.
-type freeList[T any] struct {
-	items   chan T
-	newItem func() T
-}
-
-func newFreeList[T any](capacity int, newItem func() T) *freeList[T] {
-	return &freeList[T]{items: make(chan T, capacity), newItem: newItem}
-}
-
-func (f *freeList[T]) get() T {
-	select {
-	case x := <-f.items:
-		return x
-	default:
-		return f.newItem()
-	}
-}
-
-// put keeps x unless the list is full.
-func (f *freeList[T]) put(x T) {
-	select {
-	case f.items <- x:
-	default:
-	}
-}
