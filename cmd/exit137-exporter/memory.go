@@ -41,12 +41,17 @@ func releaseFreeMemory(ctx context.Context, logger *slog.Logger) {
 // than above of it is held; it returns how much was held then, 0 when it
 // left the heap alone.
 func releaseHeld(above uint64) uint64 {
-	free := []metrics.Sample{{Name: "/memory/classes/heap/free:bytes"}}
-	metrics.Read(free)
-	held := free[0].Value.Uint64()
+	held := freeHeap()
 	if held <= above {
 		return 0
 	}
 	debug.FreeOSMemory()
 	return held
+}
+
+// freeHeap is the heap that is free and not yet returned to the OS.
+func freeHeap() uint64 {
+	free := []metrics.Sample{{Name: "/memory/classes/heap/free:bytes"}}
+	metrics.Read(free)
+	return free[0].Value.Uint64()
 }

@@ -2,17 +2,10 @@ package main
 
 import (
 	"runtime"
-	"runtime/metrics"
 	"testing"
 )
 
 var sink [][]byte
-
-func freeHeap() uint64 {
-	free := []metrics.Sample{{Name: "/memory/classes/heap/free:bytes"}}
-	metrics.Read(free)
-	return free[0].Value.Uint64()
-}
 
 // TestReleaseHeld: the heap a wave of garbage left free goes back to the
 // OS, and a heap holding less than the threshold is left alone.
