@@ -41,7 +41,8 @@ const churnSteady = 10
 // lifecycle must be counted once: the benchmark fails, naming them, when
 // one was lost or counted twice. EXIT137_BENCH_PPROF_DIR, when set, gets
 // the exporter's heap profiles and smaps at the start and after the
-// retention.
+// retention; EXIT137_BENCH_SMAPS_DIR only its smaps, from an exporter run
+// without the profiler (whose sampling costs RSS of its own).
 //
 //	scripts/bench churn generated [R]
 func BenchmarkExporterChurn(b *testing.B) {
@@ -49,6 +50,7 @@ func BenchmarkExporterChurn(b *testing.B) {
 	churn := bench.EnvDuration("EXIT137_BENCH_CHURN", 5*time.Minute)
 	retention := bench.EnvDuration("EXIT137_BENCH_RETENTION", time.Minute)
 	profiles := os.Getenv("EXIT137_BENCH_PPROF_DIR")
+	smaps := os.Getenv("EXIT137_BENCH_SMAPS_DIR")
 	tree, err := bench.NewTree(b.TempDir(), cgroupfs.ModeLegacy, churnSteady)
 	if err != nil {
 		b.Fatal(err)
@@ -63,6 +65,7 @@ func BenchmarkExporterChurn(b *testing.B) {
 	before, start := churnBaseline(b, e, pid)
 	hostBefore := before.Sum("exit137_exits_total", nil)
 	saveProfile(b, e, pid, profiles, "start")
+	saveSmaps(b, pid, smaps, "start")
 
 	prefix := testrig.UniqueName(b, "churn")
 	tally := &exitTally{prefix: prefix, counts: map[string]float64{}}
@@ -85,6 +88,7 @@ func BenchmarkExporterChurn(b *testing.B) {
 	stopSampling()
 	r.peak = max(peak.Load(), r.end.PeakRSS)
 	saveProfile(b, e, pid, profiles, "after")
+	saveSmaps(b, pid, smaps, "after")
 
 	var cgroupErrs int
 	madeBy := map[string]int{}
@@ -193,9 +197,6 @@ func saveProfile(b *testing.B, e *testrig.Exporter, pid int, dir, when string) {
 	if dir == "" {
 		return
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		b.Fatal(err)
-	}
 	for name, url := range map[string]string{
 		"heap-" + when + ".pb.gz": e.URL + "/debug/pprof/heap",
 		"heap-" + when + ".txt":   e.URL + "/debug/pprof/heap?debug=1",
@@ -209,15 +210,29 @@ func saveProfile(b *testing.B, e *testrig.Exporter, pid int, dir, when string) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(dir, name), body, 0o644); err != nil {
-			b.Fatal(err)
-		}
+		saveFile(b, dir, name, body)
+	}
+	saveSmaps(b, pid, dir, when)
+}
+
+// saveSmaps writes the exporter's /proc/<pid>/smaps into dir, when dir
+// is set: which mappings its RSS is in.
+func saveSmaps(b *testing.B, pid int, dir, when string) {
+	if dir == "" {
+		return
 	}
 	smaps, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", pid))
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "smaps-"+when), smaps, 0o644); err != nil {
+	saveFile(b, dir, "smaps-"+when, smaps)
+}
+
+func saveFile(b *testing.B, dir, name string, data []byte) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
 		b.Fatal(err)
 	}
 }
