@@ -62,7 +62,9 @@ func BenchmarkExporterChurn(b *testing.B) {
 		return len(m["exit137_container_info"].GetMetric()) == churnSteady
 	})
 
-	before, start := churnBaseline(b, e, pid)
+	var r churnRun
+	r.measureStart(b, e, pid)
+	before := r.before
 	hostBefore := before.Sum("exit137_exits_total", nil)
 	saveProfile(b, e, pid, profiles, "start")
 	saveSmaps(b, pid, smaps, "start")
@@ -81,7 +83,7 @@ func BenchmarkExporterChurn(b *testing.B) {
 			fmt.Fprintf(os.Stderr, "bench: %d lifecycles (%s)\n", n, time.Since(begin).Round(time.Second))
 		}
 	})
-	r := churnRun{n: int64(len(made)), took: time.Since(begin), before: before, start: start}
+	r.n, r.took = int64(len(made)), time.Since(begin)
 	r.measureEnd(b, e, pid, prefix, hostBefore, retention)
 	tally.see(r.endMetrics)
 	stopScrapes()

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -30,7 +31,8 @@ import (
 // every 15 s, as Prometheus would, throughout. Reported: lifecycles done
 // and the rate reached, exits counted, exporter CPU per lifecycle, RSS at
 // the start, at the end of the churn and after the retention has passed
-// and the run's exit series are gone. EXIT137_BENCH_CHURN_PARALLEL (8)
+// and the run's exit series are gone, and its level (rssLevel) before the
+// churn and after the retention. EXIT137_BENCH_CHURN_PARALLEL (8)
 // bounds the lifecycles in flight.
 func BenchmarkDockerChurn(b *testing.B) {
 	needDocker(b)
@@ -44,8 +46,9 @@ func BenchmarkDockerChurn(b *testing.B) {
 	bench.TellScript(b, "run", run)
 	b.Cleanup(func() { bench.RemoveRun(b, c, run) })
 
-	before, start := churnBaseline(b, e, pid)
-	hostBefore := before.Sum("exit137_exits_total", nil)
+	var r churnRun
+	r.measureStart(b, e, pid)
+	hostBefore := r.before.Sum("exit137_exits_total", nil)
 
 	ctx, cancel := context.WithTimeout(context.Background(), churn+5*time.Minute)
 	defer cancel()
@@ -85,7 +88,7 @@ func BenchmarkDockerChurn(b *testing.B) {
 	}
 	tick.Stop()
 	wg.Wait()
-	r := churnRun{n: done.Load(), took: time.Since(begin), before: before, start: start}
+	r.n, r.took = done.Load(), time.Since(begin)
 	r.measureEnd(b, e, pid, prefix, hostBefore, retention)
 	stopScrapes()
 	stopSampling()
@@ -103,14 +106,16 @@ func BenchmarkDockerChurn(b *testing.B) {
 type churnRun struct {
 	n    int64         // lifecycles done
 	took time.Duration // the churn's wall time
-	// before is the baseline scrape, start the process then.
-	before       testrig.Metrics
-	start        bench.Proc
-	end, after   bench.Proc
-	peak         int64 // the highest RSS seen
-	endMetrics   testrig.Metrics
-	afterMetrics testrig.Metrics
-	counted      float64 // exit137_exits_total since the baseline
+	// before is the baseline scrape, start the process then, and cpuFrom
+	// the process once the start's level was read.
+	before                 testrig.Metrics
+	start, cpuFrom         bench.Proc
+	end, after             bench.Proc
+	startLevel, afterLevel level // rssLevel before the churn and after the retention
+	peak                   int64 // the highest RSS seen
+	endMetrics             testrig.Metrics
+	afterMetrics           testrig.Metrics
+	counted                float64 // exit137_exits_total since the baseline
 	// namesAtEnd and namesLeft are the exit series of the run's names at
 	// the end and after the retention.
 	namesAtEnd, namesLeft int
@@ -143,6 +148,7 @@ func (r *churnRun) measureEnd(b *testing.B, e *testrig.Exporter, pid int, prefix
 	if r.after, err = bench.ReadProc(pid); err != nil {
 		b.Fatal(err)
 	}
+	r.afterLevel = rssLevel(b, pid)
 }
 
 // rows prints what every churn benchmark reports, after its own first
@@ -150,7 +156,7 @@ func (r *churnRun) measureEnd(b *testing.B, e *testrig.Exporter, pid int, prefix
 func (r *churnRun) rows(t *bench.Table) {
 	t.Row("rate reached", fmt.Sprintf("%.0f per minute", float64(r.n)/r.took.Minutes()))
 	t.Row("exits counted (exit137_exits_total delta)", fmt.Sprintf("%.0f of %d", r.counted, r.n))
-	t.Row("exporter CPU during the churn / per lifecycle", fmt.Sprintf("%s / %.2f ms", r.end.CPU-r.start.CPU, perLifecycle(r.end.CPU-r.start.CPU, r.n)))
+	t.Row("exporter CPU during the churn / per lifecycle", fmt.Sprintf("%s / %.2f ms", r.end.CPU-r.cpuFrom.CPU, perLifecycle(r.end.CPU-r.cpuFrom.CPU, r.n)))
 	t.Row("exit series of the run's names at the end / after the retention", fmt.Sprintf("%d / %d", r.namesAtEnd, r.namesLeft))
 	t.Row("exporter RSS start / end of churn / peak / after the retention", fmt.Sprintf("%s / %s / %s / %s",
 		bench.MB(r.start.RSS), bench.MB(r.end.RSS), bench.MB(r.peak), bench.MB(r.after.RSS)))
@@ -158,31 +164,69 @@ func (r *churnRun) rows(t *bench.Table) {
 		bench.MB(r.start.AnonRSS), bench.MB(r.start.FileRSS), bench.MB(r.after.AnonRSS), bench.MB(r.after.FileRSS)))
 	t.Row("Go heap in use start / after the retention (go_memstats_heap_inuse_bytes)", fmt.Sprintf("%s / %s",
 		bench.MB(heapInuse(r.before)), bench.MB(heapInuse(r.afterMetrics))))
-	t.Row("RSS after the retention − start", fmt.Sprintf("%+.1f MB (target within 2 MB)", float64(r.after.RSS-r.start.RSS)/1e6))
+	t.Row("RSS after the retention − start, one read each", fmt.Sprintf("%+.1f MB", float64(r.after.RSS-r.start.RSS)/1e6))
+	t.Row("RSS over a minute, min / median / max: start", r.startLevel.String())
+	t.Row("RSS over a minute, min / median / max: after the retention", r.afterLevel.String())
+	t.Row("RSS after the retention − start: min, median", fmt.Sprintf("%+.1f, %+.1f MB (target within 2 MB)",
+		float64(r.afterLevel.min-r.startLevel.min)/1e6, float64(r.afterLevel.median-r.startLevel.median)/1e6))
 }
 
 // report gives the same figures to the benchmark's output.
 func (r *churnRun) report(b *testing.B) {
 	b.ReportMetric(float64(r.n)/r.took.Minutes(), "lifecycles/min")
-	b.ReportMetric(perLifecycle(r.end.CPU-r.start.CPU, r.n), "cpu-ms/lifecycle")
+	b.ReportMetric(perLifecycle(r.end.CPU-r.cpuFrom.CPU, r.n), "cpu-ms/lifecycle")
 	b.ReportMetric(float64(r.start.RSS)/1e6, "rss-start-MB")
 	b.ReportMetric(float64(r.end.RSS)/1e6, "rss-end-MB")
 	b.ReportMetric(float64(r.after.RSS)/1e6, "rss-after-retention-MB")
+	b.ReportMetric(float64(r.afterLevel.min-r.startLevel.min)/1e6, "rss-min-growth-MB")
+	b.ReportMetric(float64(r.afterLevel.median-r.startLevel.median)/1e6, "rss-median-growth-MB")
 }
 
-// churnBaseline lets the exporter settle over a few scrapes and returns
-// the scrape and the /proc reading a churn run is measured from.
-func churnBaseline(b *testing.B, e *testrig.Exporter, pid int) (testrig.Metrics, bench.Proc) {
+// measureStart lets the exporter settle over a few scrapes and reads
+// what a churn run is measured from: a scrape, the process, its RSS
+// level over the next minute, and the process again for the CPU.
+func (r *churnRun) measureStart(b *testing.B, e *testrig.Exporter, pid int) {
 	for range 3 {
 		e.Scrape(b)
 		time.Sleep(5 * time.Second)
 	}
-	before := e.Scrape(b)
-	start, err := bench.ReadProc(pid)
-	if err != nil {
+	r.before = e.Scrape(b)
+	var err error
+	if r.start, err = bench.ReadProc(pid); err != nil {
 		b.Fatal(err)
 	}
-	return before, start
+	stopScrapes := scrapeEvery(e, 15*time.Second, nil)
+	r.startLevel = rssLevel(b, pid)
+	stopScrapes()
+	if r.cpuFrom, err = bench.ReadProc(pid); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// rssLevel is the exporter's RSS read every second for a minute, the
+// caller scraping it every 15 s. Within seconds RSS moves by up to a
+// megabyte and a half as a scrape allocates and a release returns the
+// free heap, so one read each side compared two arbitrary points of that
+// sawtooth: the same code read +0.4 and +2.4 MB after a churn.
+func rssLevel(b *testing.B, pid int) level {
+	var reads []int64
+	for range 60 {
+		p, err := bench.ReadProc(pid)
+		if err != nil {
+			b.Fatal(err)
+		}
+		reads = append(reads, p.RSS)
+		time.Sleep(time.Second)
+	}
+	slices.Sort(reads)
+	return level{min: reads[0], median: reads[len(reads)/2], max: reads[len(reads)-1]}
+}
+
+// level is RSS over a minute: its floor is what was not given back.
+type level struct{ min, median, max int64 }
+
+func (l level) String() string {
+	return fmt.Sprintf("%s / %s / %s", bench.MB(l.min), bench.MB(l.median), bench.MB(l.max))
 }
 
 func heapInuse(m testrig.Metrics) int64 {
