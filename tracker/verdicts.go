@@ -32,6 +32,11 @@ func (s *verdictStore) add(v attribution.Verdict) {
 	v.Summary = ""
 	s.compact(&v)
 	if len(s.items) < s.max {
+		if s.items == nil {
+			// At its size from the first: grown by append, the full ring
+			// was a third larger, and left its smaller copies behind.
+			s.items = make([]attribution.Verdict, 0, s.max)
+		}
 		s.items = append(s.items, v)
 		return
 	}
