@@ -37,9 +37,10 @@ const churnSteady = 10
 // memory cgroup, start, die (every fifth killed: kill with signal 9, exit
 // 137; the others exit 0 or 1), destroy. The exporter runs with
 // --exits.retention=EXIT137_BENCH_RETENTION (default 1m) and is scraped
-// every 15 s throughout. Reported as for BenchmarkDockerChurn, and every
-// lifecycle must be counted once: the benchmark fails, naming them, when
-// one was lost or counted twice. EXIT137_BENCH_PPROF_DIR, when set, gets
+// every 15 s throughout, and through a second wave (secondWave) after.
+// Reported as for BenchmarkDockerChurn, and every lifecycle must be
+// counted once: the benchmark fails, naming them, when one was lost or
+// counted twice. EXIT137_BENCH_PPROF_DIR, when set, gets
 // the exporter's heap profiles and smaps at the start and after the
 // retention; EXIT137_BENCH_SMAPS_DIR only its smaps, from an exporter run
 // without the profiler (whose sampling costs RSS of its own).
@@ -86,6 +87,7 @@ func BenchmarkExporterChurn(b *testing.B) {
 	r.n, r.took = int64(len(made)), time.Since(begin)
 	r.measureEnd(b, e, pid, prefix, hostBefore, retention)
 	tally.see(r.endMetrics)
+	again := secondWave(b, e, pid, daemon, prefix+"-again", rate, retention, r.afterMetrics)
 	stopScrapes()
 	stopSampling()
 	r.peak = max(peak.Load(), r.end.PeakRSS)
@@ -124,6 +126,12 @@ func BenchmarkExporterChurn(b *testing.B) {
 		bench.MB(memstat(r.afterMetrics, "heap_alloc")), bench.MB(memstat(r.afterMetrics, "heap_inuse"))))
 	t.Row("Go runtime outside the heap (stack, GC, mspan, buckhash, other), start and after", fmt.Sprintf("%s, %s",
 		runtimeSys(before), runtimeSys(r.afterMetrics)))
+	if again.n > 0 {
+		t.Row("second wave ("+again.took.Round(time.Second).String()+"): exits counted", fmt.Sprintf("%.0f of %d", again.counted, again.n))
+		t.Row("second wave: RSS over a minute after its retention, min / median / max", again.afterLevel.String())
+		t.Row("second wave − first, after each retention: min, median", fmt.Sprintf("%+.1f, %+.1f MB",
+			float64(again.afterLevel.min-r.afterLevel.min)/1e6, float64(again.afterLevel.median-r.afterLevel.median)/1e6))
+	}
 	t.Flush()
 	r.report(b)
 	b.ReportMetric(float64(r.after.RSS-r.start.RSS)/1e6, "rss-growth-MB")
@@ -134,10 +142,35 @@ func BenchmarkExporterChurn(b *testing.B) {
 	if left := runSeries(r.afterMetrics, prefix); len(left) > 0 {
 		fmt.Printf("exit series of the run's names left after the retention:\n  %s\n", strings.Join(left, "\n  "))
 	}
+	if again.counted != float64(again.n) {
+		b.Errorf("second wave: %.0f exits counted of %d lifecycles", again.counted, again.n)
+	}
 	if r.counted != float64(len(made)) || len(lost)+len(doubled) > 0 {
 		b.Errorf("%.0f exits counted of %d lifecycles; lost (%d): %s; doubled (%d): %s", r.counted, len(made),
 			len(lost), firstFew(lost), len(doubled), firstFew(doubled))
 	}
+}
+
+// secondWave runs a shorter churn, EXIT137_BENCH_CHURN_AGAIN (default 1m;
+// 0: none), once the first has been measured after its retention, and
+// measures it the same way. What it leaves over the first is what every
+// wave keeps; what the first left and the second does not add (the
+// /explain ring filled, code first run, the runtime's metadata for the
+// peak heap) is paid once.
+func secondWave(b *testing.B, e *testrig.Exporter, pid int, daemon *bench.Churn, prefix string, rate int,
+	retention time.Duration, before testrig.Metrics) churnRun {
+	var r churnRun
+	churn := bench.EnvDuration("EXIT137_BENCH_CHURN_AGAIN", time.Minute)
+	if churn <= 0 {
+		return r
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), churn+5*time.Minute)
+	defer cancel()
+	begin := time.Now()
+	made := daemon.Run(ctx, prefix, rate, churn, nil)
+	r.n, r.took = int64(len(made)), time.Since(begin)
+	r.measureEnd(b, e, pid, prefix, before.Sum("exit137_exits_total", nil), retention)
+	return r
 }
 
 // exitTally keeps, for each name of the run, the most exits any scrape
