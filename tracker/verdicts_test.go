@@ -25,7 +25,7 @@ func TestVerdictRingCopiesIntoBlocks(t *testing.T) {
 				Comm: fmt.Sprintf("kill-%d", i), Detail: "SIGKILL from pid 7"},
 		}, 30*time.Second)
 	}
-	const n = 1000 // ten turns of the ring, through some fifty blocks
+	const n = 1000 // ten turns of the ring, through dozens of blocks
 	for i := range n {
 		s.add(verdict(i))
 	}
