@@ -12,6 +12,7 @@ require (
 	github.com/docker/docker v28.4.0+incompatible
 	github.com/godbus/dbus/v5 v5.1.0
 	github.com/grafana/grafana-foundation-sdk/go v0.0.22
+	github.com/klauspost/compress v1.18.0
 	github.com/prometheus/client_golang v1.23.2
 	github.com/prometheus/client_model v0.6.2
 	github.com/prometheus/common v0.67.1

@@ -2,7 +2,6 @@ package collector
 
 import (
 	"bufio"
-	"compress/gzip"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +12,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/klauspost/compress/gzip"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
@@ -90,9 +90,9 @@ func (h *metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var out io.Writer = w
 	if acceptsGzip(r) {
 		w.Header().Set("Content-Encoding", "gzip")
-		gz := gzipPool.Get().(*gzip.Writer)
+		gz := takeGzipWriter()
 		gz.Reset(w)
-		defer func() { _ = gz.Close(); gzipPool.Put(gz) }()
+		defer func() { _ = gz.Close(); keepGzipWriter(gz) }()
 		out = gz
 	}
 	bw := bufPool.Get().(*bufio.Writer)
@@ -329,7 +329,36 @@ func acceptsGzip(r *http.Request) bool {
 	return weight("gzip") > 0 && weight("gzip") > weight("identity")
 }
 
-var (
-	gzipPool = sync.Pool{New: func() any { return gzip.NewWriter(nil) }}
-	bufPool  = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 32<<10) }}
-)
+var bufPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 32<<10) }}
+
+// idleGzip keeps one gzip writer (half a megabyte of match tables) from
+// one scrape to the next. A sync.Pool would drop it at the second
+// collection after a scrape, and the exporter forces one every few
+// seconds when it returns free memory: each scrape made a new writer,
+// and RSS held it or not by when it was read. A concurrent scrape makes
+// a writer of its own, which the garbage collector takes after it.
+var idleGzip = make(chan *gzip.Writer, 1)
+
+// takeGzipWriter returns the idle writer, or a new one if another scrape
+// has it. BestSpeed: klauspost's level 1 compresses the exposition text
+// to 8 % of its size, against the standard library default's 7 %, in a
+// third of the time (BenchmarkScrape's gzip runs).
+func takeGzipWriter() *gzip.Writer {
+	select {
+	case gz := <-idleGzip:
+		return gz
+	default:
+		gz, _ := gzip.NewWriterLevel(nil, gzip.BestSpeed) // a valid level: no error
+		return gz
+	}
+}
+
+// keepGzipWriter keeps gz for the next scrape, unless one is kept
+// already; not the response it wrote to.
+func keepGzipWriter(gz *gzip.Writer) {
+	gz.Reset(nil)
+	select {
+	case idleGzip <- gz:
+	default:
+	}
+}

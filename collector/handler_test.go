@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"sync"
 	"testing"
 	"time"
 
@@ -72,6 +73,51 @@ func TestHandlerMatchesRegistry(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestGzipScrapesAtOnce: scrapes that overlap each get a gzip writer of
+// their own, and the one kept between scrapes starts each afresh.
+func TestGzipScrapesAtOnce(t *testing.T) {
+	tree, err := bench.NewTree(t.TempDir(), cgroupfs.ModeUnified, 30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.DiscardHandler)
+	tr := tracker.New(tracker.Config{Settle: time.Second, Window: 30 * time.Second, Retention: time.Hour}, logger)
+	bench.Seed(tr, tree.IDs, time.Now())
+	h, err := collector.Handler(collector.Deps{Logger: logger, Sources: source.NewRegistry(), Tracker: tr, Cgroups: &tree.FS}, false, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scrape(t, h, "", "") // the memory collector sets the cgroupfs source up
+	want := scrape(t, h, "", "")
+	var wg sync.WaitGroup
+	for range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 3 {
+				req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+				req.Header.Set("Accept-Encoding", "gzip")
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, req)
+				r, err := gzip.NewReader(rec.Body)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				body, err := io.ReadAll(r)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if got := scrapeDuration.ReplaceAll(body, nil); !bytes.Equal(got, want) {
+					t.Errorf("a gzip scrape among others served %d bytes unlike the plain scrape's %d", len(got), len(want))
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // scrape returns a handler's body, decompressed, without the scrape
