@@ -75,8 +75,8 @@ func TestHandlerMatchesRegistry(t *testing.T) {
 	}
 }
 
-// TestGzipScrapesAtOnce: scrapes that overlap each get a gzip writer of
-// their own, and the one kept between scrapes starts each afresh.
+// TestGzipScrapesAtOnce: scrapes that overlap each compress what they
+// serve, as a plain scrape serves it.
 func TestGzipScrapesAtOnce(t *testing.T) {
 	tree, err := bench.NewTree(t.TempDir(), cgroupfs.ModeUnified, 30)
 	if err != nil {
