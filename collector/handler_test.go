@@ -3,6 +3,7 @@ package collector_test
 import (
 	"bytes"
 	"compress/gzip"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -34,15 +35,8 @@ var scrapeDuration = regexp.MustCompile(`(?m)^exit137_scrape_collector_duration_
 // name that needs escaping.
 func TestHandlerMatchesRegistry(t *testing.T) {
 	for _, mode := range []cgroupfs.Mode{cgroupfs.ModeLegacy, cgroupfs.ModeUnified} {
-		tree, err := bench.NewTree(t.TempDir(), mode, 30)
-		if err != nil {
-			t.Fatal(err)
-		}
-		logger := slog.New(slog.DiscardHandler)
-		tr := tracker.New(tracker.Config{Settle: time.Second, Window: 30 * time.Second, Retention: time.Hour}, logger)
-		bench.Seed(tr, tree.IDs, time.Now())
-		tr.Upsert(tracker.Meta{ID: tree.IDs[3], Name: "odd\"name\\with\nbreaks", Image: "img"})
-		deps := collector.Deps{Logger: logger, Sources: source.NewRegistry(), Tracker: tr, Cgroups: &tree.FS}
+		deps, ids := seededDeps(t, mode)
+		deps.Tracker.Upsert(tracker.Meta{ID: ids[3], Name: "odd\"name\\with\nbreaks", Image: "img"})
 		// Without the Go and process collectors: they change between
 		// scrapes. RegistryHandler gives the --collector flags their
 		// defaults.
@@ -78,14 +72,8 @@ func TestHandlerMatchesRegistry(t *testing.T) {
 // TestGzipScrapesAtOnce: scrapes that overlap each compress what they
 // serve, as a plain scrape serves it.
 func TestGzipScrapesAtOnce(t *testing.T) {
-	tree, err := bench.NewTree(t.TempDir(), cgroupfs.ModeUnified, 30)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logger := slog.New(slog.DiscardHandler)
-	tr := tracker.New(tracker.Config{Settle: time.Second, Window: 30 * time.Second, Retention: time.Hour}, logger)
-	bench.Seed(tr, tree.IDs, time.Now())
-	h, err := collector.Handler(collector.Deps{Logger: logger, Sources: source.NewRegistry(), Tracker: tr, Cgroups: &tree.FS}, false, 0)
+	deps, _ := seededDeps(t, cgroupfs.ModeUnified)
+	h, err := collector.Handler(deps, false, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,21 +85,12 @@ func TestGzipScrapesAtOnce(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range 3 {
-				req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
-				req.Header.Set("Accept-Encoding", "gzip")
-				rec := httptest.NewRecorder()
-				h.ServeHTTP(rec, req)
-				r, err := gzip.NewReader(rec.Body)
+				got, err := fetch(h, "", "gzip")
 				if err != nil {
 					t.Error(err)
 					return
 				}
-				body, err := io.ReadAll(r)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				if got := scrapeDuration.ReplaceAll(body, nil); !bytes.Equal(got, want) {
+				if !bytes.Equal(got, want) {
 					t.Errorf("a gzip scrape among others served %d bytes unlike the plain scrape's %d", len(got), len(want))
 				}
 			}
@@ -124,6 +103,16 @@ func TestGzipScrapesAtOnce(t *testing.T) {
 // durations.
 func scrape(t *testing.T, h http.Handler, accept, encoding string) []byte {
 	t.Helper()
+	body, err := fetch(h, accept, encoding)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return body
+}
+
+// fetch is scrape for any goroutine: the body, or what was wrong with the
+// response (its status, Content-Encoding, Content-Type or gzip stream).
+func fetch(h http.Handler, accept, encoding string) ([]byte, error) {
 	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
 	if accept != "" {
 		req.Header.Set("Accept", accept)
@@ -134,25 +123,40 @@ func scrape(t *testing.T, h http.Handler, accept, encoding string) []byte {
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	if rec.Code != http.StatusOK {
-		t.Fatalf("status %d: %s", rec.Code, rec.Body)
+		return nil, fmt.Errorf("status %d: %s", rec.Code, rec.Body)
+	}
+	if got := rec.Header().Get("Content-Encoding"); got != encoding {
+		return nil, fmt.Errorf("Accept-Encoding %q: Content-Encoding %q", encoding, got)
+	}
+	if want := string(expfmt.Negotiate(req.Header)); rec.Header().Get("Content-Type") != want {
+		return nil, fmt.Errorf("Accept %q: Content-Type %q, want %q", accept, rec.Header().Get("Content-Type"), want)
 	}
 	body := rec.Body.Bytes()
-	if got := rec.Header().Get("Content-Encoding"); got != encoding && !(encoding == "" && got == "") {
-		t.Fatalf("Accept-Encoding %q: Content-Encoding %q", encoding, got)
-	}
 	if encoding == "gzip" {
 		r, err := gzip.NewReader(bytes.NewReader(body))
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		if body, err = io.ReadAll(r); err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 	}
-	if want := string(expfmt.Negotiate(req.Header)); rec.Header().Get("Content-Type") != want {
-		t.Errorf("Accept %q: Content-Type %q, want %q", accept, rec.Header().Get("Content-Type"), want)
+	return scrapeDuration.ReplaceAll(body, nil), nil
+}
+
+// seededDeps is a handler's dependencies over a generated tree of 30
+// containers that the tracker knows by name, with past exits; it returns
+// their ids.
+func seededDeps(t *testing.T, mode cgroupfs.Mode) (collector.Deps, []string) {
+	t.Helper()
+	tree, err := bench.NewTree(t.TempDir(), mode, 30)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return scrapeDuration.ReplaceAll(body, nil)
+	logger := slog.New(slog.DiscardHandler)
+	tr := tracker.New(tracker.Config{Settle: time.Second, Window: 30 * time.Second, Retention: time.Hour}, logger)
+	bench.Seed(tr, tree.IDs, time.Now())
+	return collector.Deps{Logger: logger, Sources: source.NewRegistry(), Tracker: tr, Cgroups: &tree.FS}, tree.IDs
 }
 
 // families decodes a delimited protobuf body, without the scrape
