@@ -21,7 +21,16 @@ func TestReleaseHeld(t *testing.T) {
 	if got := releaseHeld(releaseAbove); got <= releaseAbove {
 		t.Fatalf("releaseHeld = %d, want the free heap it found (> %d)", got, releaseAbove)
 	}
-	if held := freeHeap(); held > releaseAbove {
+	// Goroutines that earlier tests of this binary left running still
+	// allocate, and a collection of theirs between a release and the read
+	// frees heap again (CI read 3 MB once): one of a few releases must
+	// leave less than the threshold.
+	held := freeHeap()
+	for try := 0; try < 5 && held > releaseAbove; try++ {
+		releaseHeld(0)
+		held = freeHeap()
+	}
+	if held > releaseAbove {
 		t.Errorf("%d bytes of free heap still held after the release", held)
 	}
 	if got := releaseHeld(^uint64(0)); got != 0 {
