@@ -13,16 +13,24 @@ import (
 // nearly full in the last collection: at this heap's size, most of it.
 // After a wave of containers came and went, or a scrape's garbage was
 // collected, the exporter so kept up to 1.4 MB it no longer used.
+// A scrape's last garbage is not even collected until something else
+// allocates: on a quiet exporter, the next scrape.
 const (
-	// releaseEvery is how often the free heap is looked at: one read of a
-	// runtime metric. At 30 s, RSS read at any moment held 0.2 to 1.4 MB
+	// releaseEvery is how often the heap is looked at: one read of
+	// runtime metrics. At 30 s, RSS read at any moment held 0.2 to 1.4 MB
 	// of free heap; a release follows at most each collection the heap
-	// made by itself, so the wait costs nothing on a quiet exporter.
+	// made by itself, or each scrape, so the wait costs nothing on a quiet
+	// exporter.
 	releaseEvery = 5 * time.Second
 	// releaseAbove is how much free heap not yet returned makes a release
 	// worth its forced collection (about a millisecond at this heap's
 	// size).
 	releaseAbove = 256 << 10
+	// garbageShare is how much garbage, as a share of the live heap, makes
+	// a collection worth forcing: the collection's cost grows with the live
+	// heap, so it is paid only for garbage in proportion (an eighth: the
+	// runtime's own collection comes at a quarter, GOGC=25).
+	garbageShare = 8
 )
 
 // releaseFreeMemory calls releaseHeld every releaseEvery until ctx ends.
@@ -35,27 +43,43 @@ func releaseFreeMemory(ctx context.Context, logger *slog.Logger) {
 			return
 		case <-tick.C:
 		}
-		if held := releaseHeld(releaseAbove); held > 0 {
-			logger.Debug("returned free heap to the OS", "bytes", held)
+		if h := releaseHeld(releaseAbove); h.free+h.garbage > 0 {
+			logger.Debug("returned free heap to the OS", "free_bytes", h.free, "garbage_bytes", h.garbage)
 		}
 	}
 }
 
-// releaseHeld collects and hands the free heap back to the OS when more
-// than above of it is held; it returns how much was held then, 0 when it
-// left the heap alone.
-func releaseHeld(above uint64) uint64 {
-	held := freeHeap()
-	if held <= above {
-		return 0
-	}
-	debug.FreeOSMemory()
-	return held
+// heldHeap is heap the exporter no longer uses but the OS has not got
+// back.
+type heldHeap struct {
+	// free is free heap not yet returned to the OS.
+	free uint64
+	// garbage is what the heap's objects hold beyond the live heap the
+	// last collection marked: allocated since, mostly a scrape's garbage.
+	garbage uint64
+	live    uint64
 }
 
-// freeHeap is the heap that is free and not yet returned to the OS.
-func freeHeap() uint64 {
-	free := []metrics.Sample{{Name: "/memory/classes/heap/free:bytes"}}
-	metrics.Read(free)
-	return free[0].Value.Uint64()
+// releaseHeld collects and hands the free heap back to the OS when more
+// than above of it is free, or the garbage is more than above and an
+// eighth of the live heap; it returns what was held then, zero when it
+// left the heap alone.
+func releaseHeld(above uint64) heldHeap {
+	h := readHeld()
+	if h.free <= above && (h.garbage <= above || h.garbage <= h.live/garbageShare) {
+		return heldHeap{}
+	}
+	debug.FreeOSMemory()
+	return h
+}
+
+func readHeld() heldHeap {
+	s := []metrics.Sample{
+		{Name: "/memory/classes/heap/free:bytes"},
+		{Name: "/memory/classes/heap/objects:bytes"},
+		{Name: "/gc/heap/live:bytes"},
+	}
+	metrics.Read(s)
+	objects, live := s[1].Value.Uint64(), s[2].Value.Uint64()
+	return heldHeap{free: s[0].Value.Uint64(), garbage: objects - min(live, objects), live: live}
 }
