@@ -3,6 +3,7 @@ package tracker
 import (
 	"fmt"
 	"log/slog"
+	"runtime"
 	"testing"
 	"time"
 
@@ -55,6 +56,41 @@ func BenchmarkVerdict(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkVerdictRing fills the /explain ring at its default size with
+// distinct verdicts (ringVerdict) and reports the heap it then holds per
+// verdict, measured after a collection; one op is one add.
+func BenchmarkVerdictRing(b *testing.B) {
+	const n = 1000
+	verdicts := make([]attribution.Verdict, n)
+	for i := range verdicts {
+		verdicts[i] = ringVerdict(i)
+	}
+	var held float64
+	for b.Loop() {
+		b.StopTimer()
+		before := heapAlloc()
+		s := &verdictStore{max: n}
+		b.StartTimer()
+		for i := range verdicts {
+			s.add(&verdicts[i])
+		}
+		b.StopTimer()
+		held = float64(heapAlloc()-before) / n
+		runtime.KeepAlive(s)
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/add")
+	b.ReportMetric(held, "heap-bytes/verdict")
+}
+
+// heapAlloc is the live heap after a collection.
+func heapAlloc() int64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapAlloc)
 }
 
 // BenchmarkVerdictOthers is BenchmarkVerdict with the evidence of other

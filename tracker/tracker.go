@@ -483,7 +483,7 @@ func (t *Tracker) decide(r *run, p *pendingExit) {
 	if c, ok := t.containers[exit.ContainerID]; ok && (c.lastExit == nil || !exit.Time.Before(c.lastExit.Time)) {
 		c.lastExit, c.lastCause = &exit, v.Cause
 	}
-	t.verdicts.add(v)
+	t.verdicts.add(&v)
 	t.unlock()
 	select {
 	case t.counted <- struct{}{}:

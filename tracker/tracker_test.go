@@ -1,6 +1,7 @@
 package tracker
 
 import (
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -175,9 +176,9 @@ func TestKubeletKillReachesPastTheWindow(t *testing.T) {
 	}
 }
 
-// The ring keeps verdicts without their summaries; /explain gets each
-// composed again from what the verdict cites, as it was when decided.
-func TestVerdictsComposeTheirSummaries(t *testing.T) {
+// The ring keeps each verdict's exit and the evidence it cites; /explain
+// gets the verdict decided again from them, as it was when decided.
+func TestVerdictsDecidedAgain(t *testing.T) {
 	tr, _ := newTestTracker()
 	tr.Upsert(Meta{ID: id, Name: "job", Image: "busybox"})
 	tr.Started(id, sec(1))
@@ -185,16 +186,13 @@ func TestVerdictsComposeTheirSummaries(t *testing.T) {
 		Signal: 9, Detail: "docker event: kill, signal 9"}
 	tr.AddEvidence(kill)
 	tr.Died(id, sec(2), 137)
-	if held := tr.verdicts.items[0].Summary; held != "" {
-		t.Errorf("the ring holds the summary %q", held)
-	}
 	vs := tr.Verdicts("job")
 	if len(vs) != 1 {
 		t.Fatalf("%d verdicts, want 1", len(vs))
 	}
 	exit := attribution.Exit{ContainerID: id, Name: "job", Image: "busybox", ExitCode: 137, Time: sec(2)}
 	want := attribution.Decide(exit, []attribution.Evidence{kill}, 30*time.Second)
-	if vs[0].Summary != want.Summary || vs[0].Cause != attribution.CauseManual {
-		t.Errorf("verdict %s %q, want manual %q", vs[0].Cause, vs[0].Summary, want.Summary)
+	if fmt.Sprint(vs[0]) != fmt.Sprint(want) || vs[0].Cause != attribution.CauseManual {
+		t.Errorf("verdict from the ring:\n%+v\nwant (manual)\n%+v", vs[0], want)
 	}
 }
