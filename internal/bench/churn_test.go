@@ -167,6 +167,8 @@ func (r *churnRun) rows(t *bench.Table) {
 	t.Row("RSS after the retention − start, one read each", fmt.Sprintf("%+.1f MB", float64(r.after.RSS-r.start.RSS)/1e6))
 	t.Row("RSS over a minute, min / median / max: start", r.startLevel.String())
 	t.Row("RSS over a minute, min / median / max: after the retention", r.afterLevel.String())
+	t.Row("RSS over a minute, median anonymous / file-backed: start, after the retention", fmt.Sprintf("%s / %s, %s / %s",
+		bench.MB(r.startLevel.anonMedian), bench.MB(r.startLevel.fileMedian), bench.MB(r.afterLevel.anonMedian), bench.MB(r.afterLevel.fileMedian)))
 	t.Row("RSS after the retention − start: min, median", fmt.Sprintf("%+.1f, %+.1f MB (target within 2 MB)",
 		float64(r.afterLevel.min-r.startLevel.min)/1e6, float64(r.afterLevel.median-r.startLevel.median)/1e6))
 }
@@ -209,21 +211,26 @@ func (r *churnRun) measureStart(b *testing.B, e *testrig.Exporter, pid int) {
 // free heap, so one read each side compared two arbitrary points of that
 // sawtooth: the same code read +0.4 and +2.4 MB after a churn.
 func rssLevel(b *testing.B, pid int) level {
-	var reads []int64
+	var reads, anon, file []int64
 	for range 60 {
 		p, err := bench.ReadProc(pid)
 		if err != nil {
 			b.Fatal(err)
 		}
-		reads = append(reads, p.RSS)
+		reads, anon, file = append(reads, p.RSS), append(anon, p.AnonRSS), append(file, p.FileRSS)
 		time.Sleep(time.Second)
 	}
-	slices.Sort(reads)
-	return level{min: reads[0], median: reads[len(reads)/2], max: reads[len(reads)-1]}
+	for _, r := range [][]int64{reads, anon, file} {
+		slices.Sort(r)
+	}
+	return level{min: reads[0], median: reads[len(reads)/2], max: reads[len(reads)-1],
+		anonMedian: anon[len(anon)/2], fileMedian: file[len(file)/2]}
 }
 
-// level is RSS over a minute: its floor is what was not given back.
-type level struct{ min, median, max int64 }
+// level is RSS over a minute: its floor is what was not given back. The
+// medians of its anonymous and file-backed parts tell the heap and the
+// runtime from the pages of the binary that code first run brought in.
+type level struct{ min, median, max, anonMedian, fileMedian int64 }
 
 func (l level) String() string {
 	return fmt.Sprintf("%s / %s / %s", bench.MB(l.min), bench.MB(l.median), bench.MB(l.max))
