@@ -199,8 +199,9 @@ func Decide(exit Exit, evidence []Evidence, window time.Duration) Verdict {
 
 // CitedEvidence returns the evidence the verdict cites, as Decide takes
 // it. Decide of the verdict's exit and its cited evidence gives the
-// verdict again (TestDecide checks every row), so a store may keep a
-// verdict without its summary and compose the summary when asked.
+// verdict again (TestDecide checks every row), so a store may keep only
+// the exit and the cited evidence, and decide the verdict again when
+// asked (the tracker's /explain ring).
 func (v *Verdict) CitedEvidence() []Evidence {
 	out := make([]Evidence, len(v.Evidence))
 	for i := range v.Evidence {
