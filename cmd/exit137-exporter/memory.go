@@ -33,17 +33,19 @@ const (
 	garbageShare = 8
 )
 
-// releaseFreeMemory calls releaseHeld every releaseEvery until ctx ends.
+// releaseFreeMemory releases what the heap holds every releaseEvery
+// until ctx ends.
 func releaseFreeMemory(ctx context.Context, logger *slog.Logger) {
 	tick := time.NewTicker(releaseEvery)
 	defer tick.Stop()
+	var r releaser
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
-		if h := releaseHeld(releaseAbove); h.free+h.garbage > 0 {
+		if h, done := r.release(releaseAbove); done {
 			logger.Debug("returned free heap to the OS", "free_bytes", h.free, "garbage_bytes", h.garbage)
 		}
 	}
@@ -60,17 +62,35 @@ type heldHeap struct {
 	live    uint64
 }
 
-// releaseHeld collects and hands the free heap back to the OS when more
-// than above of it is free, or the garbage is more than above and an
-// eighth of the live heap; it returns what was held then, zero when it
-// left the heap alone.
-func releaseHeld(above uint64) heldHeap {
+// releaser collects and hands the free heap back to the OS when it holds
+// enough to be worth the forced collection.
+type releaser struct {
+	// kept is the free heap the last release left: pages the runtime does
+	// not give back (3.6 MB at 5,000 containers, release after release).
+	// Counted as held, they forced a collection every releaseEvery on an
+	// idle exporter.
+	kept uint64
+}
+
+// release releases when, beyond what the last release kept, more than
+// above is free, or the garbage is more than above and an eighth of the
+// live heap; it returns what was held then and whether it released.
+func (r *releaser) release(above uint64) (heldHeap, bool) {
 	h := readHeld()
-	if h.free <= above && (h.garbage <= above || h.garbage <= h.live/garbageShare) {
-		return heldHeap{}
+	r.kept = min(r.kept, h.free) // what was kept has been used since
+	h.free -= r.kept
+	if !releaseDue(h, above) {
+		return h, false
 	}
 	debug.FreeOSMemory()
-	return h
+	r.kept = readHeld().free
+	return h, true
+}
+
+// releaseDue is the rule: free heap over above, or garbage over above and
+// over an eighth of the live heap.
+func releaseDue(h heldHeap, above uint64) bool {
+	return h.free > above || (h.garbage > above && h.garbage > h.live/garbageShare)
 }
 
 func readHeld() heldHeap {

@@ -16,38 +16,58 @@ func makeGarbage(n int) {
 	sink = nil
 }
 
-// TestReleaseHeld: the heap a wave of garbage left free goes back to the
-// OS, and a heap holding less than the threshold is left alone.
-func TestReleaseHeld(t *testing.T) {
+func TestReleaseDue(t *testing.T) {
+	const above = 256 << 10
+	for _, c := range []struct {
+		name string
+		h    heldHeap
+		want bool
+	}{
+		{"nothing held", heldHeap{live: 8 << 20}, false},
+		{"free at the threshold", heldHeap{free: above, live: 8 << 20}, false},
+		{"free over it", heldHeap{free: above + 1, live: 8 << 20}, true},
+		{"garbage over it, under an eighth of the live heap", heldHeap{garbage: 1 << 20, live: 8 << 20}, false},
+		{"garbage over an eighth", heldHeap{garbage: 1<<20 + 1, live: 8 << 20}, true},
+		{"garbage over an eighth, under the threshold", heldHeap{garbage: 200 << 10, live: 1 << 20}, false},
+	} {
+		if got := releaseDue(c.h, above); got != c.want {
+			t.Errorf("%s (%+v): releaseDue = %v, want %v", c.name, c.h, got, c.want)
+		}
+	}
+}
+
+// TestRelease: the heap a wave of garbage left free goes back to the OS;
+// what a release could not return does not call for the next one, and a
+// heap holding less than the threshold is left alone.
+func TestRelease(t *testing.T) {
+	var r releaser
 	makeGarbage(16 << 20)
 	runtime.GC()
 	if held := readHeld().free; held <= releaseAbove {
 		t.Fatalf("%d bytes of free heap after 16 MiB of garbage; the test needs more than %d", held, releaseAbove)
 	}
-	if got := releaseHeld(releaseAbove); got.free <= releaseAbove {
-		t.Fatalf("releaseHeld found %d bytes free, want the free heap (> %d)", got.free, releaseAbove)
+	if got, done := r.release(releaseAbove); !done || got.free <= releaseAbove {
+		t.Fatalf("release found %d bytes free (released: %v), want the free heap (> %d) released", got.free, done, releaseAbove)
 	}
 	// Goroutines that earlier tests of this binary left running still
-	// allocate, and a collection of theirs between a release and the read
-	// frees heap again (CI read 3 MB once): one of a few releases must
-	// leave less than the threshold.
-	held := readHeld().free
-	for try := 0; try < 5 && held > releaseAbove; try++ {
-		releaseHeld(0)
-		held = readHeld().free
+	// allocate and collect, and may free heap again: of a few releases
+	// in a row, one must find nothing to do.
+	done := true
+	for try := 0; try < 5 && done; try++ {
+		_, done = r.release(releaseAbove)
 	}
-	if held > releaseAbove {
-		t.Errorf("%d bytes of free heap still held after the release", held)
+	if done {
+		t.Errorf("five releases in a row, each forced a collection; want the heap left alone once released")
 	}
-	if got := releaseHeld(^uint64(0)); got != (heldHeap{}) {
-		t.Errorf("releaseHeld with nothing above the threshold = %+v, want zero (left alone)", got)
+	if _, done := r.release(^uint64(0)); done {
+		t.Error("release with nothing above the threshold released")
 	}
 }
 
-// TestReleaseHeldGarbage: garbage no collection has come for (a scrape's,
-// on a quiet exporter) is collected and returned when it is more than an
+// TestReleaseGarbage: garbage no collection has come for (a scrape's, on
+// a quiet exporter) is collected and returned when it is more than an
 // eighth of the live heap, and left to the runtime when it is less.
-func TestReleaseHeldGarbage(t *testing.T) {
+func TestReleaseGarbage(t *testing.T) {
 	gcPercent := debug.SetGCPercent(-1) // only the release collects
 	for range 128 {
 		live = append(live, make([]byte, 64<<10)) // 8 MiB live
@@ -57,21 +77,22 @@ func TestReleaseHeldGarbage(t *testing.T) {
 		debug.SetGCPercent(gcPercent)
 		debug.FreeOSMemory() // leaves the next test a heap without ours
 	})
-	debug.FreeOSMemory()
+	var r releaser
+	r.release(0)
 
 	makeGarbage(512 << 10) // over the threshold, under an eighth of the live heap
 	if h := readHeld(); h.garbage <= releaseAbove || h.garbage > h.live/garbageShare {
 		t.Fatalf("after 512 KiB of garbage over 8 MiB live: %+v; the test needs it between the threshold and an eighth", h)
 	}
-	if got := releaseHeld(releaseAbove); got != (heldHeap{}) {
+	if got, done := r.release(releaseAbove); done {
 		t.Errorf("garbage under an eighth of the live heap: released %+v, want it left to the runtime", got)
 	}
 
 	makeGarbage(4 << 20)
-	if got := releaseHeld(releaseAbove); got.garbage < 4<<20 {
-		t.Fatalf("after 4 MiB of garbage over 8 MiB live, releaseHeld found %+v, want the garbage", got)
+	if got, done := r.release(releaseAbove); !done || got.garbage < 4<<20 {
+		t.Fatalf("after 4 MiB of garbage over 8 MiB live, release found %+v (released: %v), want the garbage released", got, done)
 	}
-	if h := readHeld(); h.garbage > releaseAbove || h.free > releaseAbove {
-		t.Errorf("after the release: %+v, want the garbage collected and returned", h)
+	if h := readHeld(); h.garbage > releaseAbove || h.free > r.kept+releaseAbove {
+		t.Errorf("after the release: %+v (kept %d), want the garbage collected and returned", h, r.kept)
 	}
 }
