@@ -28,15 +28,14 @@ func ringVerdict(i int) attribution.Verdict {
 // a string and a slice each time.
 func TestVerdictRingCopiesIntoBlocks(t *testing.T) {
 	s := verdictStore{max: 100}
-	verdict := ringVerdict
 	const n = 1000 // ten turns of the ring, through dozens of blocks
 	for i := range n {
-		v := verdict(i)
+		v := ringVerdict(i)
 		s.add(&v)
 	}
 	got := 0
 	s.newestFirst(func(k *keptVerdict) bool {
-		want := verdict(n - 1 - got)
+		want := ringVerdict(n - 1 - got)
 		if fmt.Sprint(k.exit, k.evidence) != fmt.Sprint(want.Exit, want.CitedEvidence()) {
 			t.Errorf("verdict %d back from the ring:\n%+v %+v\nwant\n%+v %+v", got, k.exit, k.evidence, want.Exit, want.CitedEvidence())
 		}
@@ -49,7 +48,7 @@ func TestVerdictRingCopiesIntoBlocks(t *testing.T) {
 	if got != s.max {
 		t.Fatalf("%d verdicts kept, want %d", got, s.max)
 	}
-	v := verdict(n)
+	v := ringVerdict(n)
 	s.add(&v)
 	kept := s.items[(s.next-1+s.max)%s.max]
 	if unsafe.StringData(kept.exit.Name) == unsafe.StringData(v.Exit.Name) ||

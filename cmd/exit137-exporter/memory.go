@@ -59,7 +59,8 @@ type heldHeap struct {
 	// garbage is what the heap's objects hold beyond the live heap the
 	// last collection marked: allocated since, mostly a scrape's garbage.
 	garbage uint64
-	live    uint64
+	// live is the live heap the last collection marked.
+	live uint64
 }
 
 // releaser collects and hands the free heap back to the OS when it holds
@@ -72,19 +73,24 @@ type releaser struct {
 	kept uint64
 }
 
-// release releases when, beyond what the last release kept, more than
-// above is free, or the garbage is more than above and an eighth of the
-// live heap; it returns what was held then and whether it released.
+// release forces a collection and hands the free heap back to the OS
+// when due; it returns what was held then and whether it released.
 func (r *releaser) release(above uint64) (heldHeap, bool) {
-	h := readHeld()
-	r.kept = min(r.kept, h.free) // what was kept has been used since
-	h.free -= r.kept
-	if !releaseDue(h, above) {
+	h, due := r.due(readHeld(), above)
+	if !due {
 		return h, false
 	}
 	debug.FreeOSMemory()
 	r.kept = readHeld().free
 	return h, true
+}
+
+// due takes what the last release kept out of h's free heap, and applies
+// releaseDue to the rest.
+func (r *releaser) due(h heldHeap, above uint64) (heldHeap, bool) {
+	r.kept = min(r.kept, h.free) // what was kept has been used since
+	h.free -= r.kept
+	return h, releaseDue(h, above)
 }
 
 // releaseDue is the rule: free heap over above, or garbage over above and

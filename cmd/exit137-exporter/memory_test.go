@@ -36,6 +36,32 @@ func TestReleaseDue(t *testing.T) {
 	}
 }
 
+// TestReleaserKept: free heap a release could not return is not counted
+// at the next look, and is counted again once it has been used: readings
+// in turn, each with what the releaser decides.
+func TestReleaserKept(t *testing.T) {
+	const above, mb = 256 << 10, 1 << 20
+	r := releaser{kept: 3600 << 10} // left free by the last release
+	for i, c := range []struct {
+		free, garbage uint64
+		want          bool
+		kept          uint64 // after the look
+	}{
+		{free: 3600 << 10, want: false, kept: 3600 << 10},          // idle: nothing new
+		{free: 3600<<10 + above, want: false, kept: 3600 << 10},    // at the threshold beyond it
+		{free: 3600<<10 + above + 1, want: true, kept: 3600 << 10}, // over it
+		{free: mb, want: false, kept: mb},                          // a scrape used part of it
+		{free: mb + 300<<10, want: true, kept: mb},                 // freed again beyond what is kept
+		{free: 0, garbage: 2 * mb, want: true, kept: 0},            // all used; garbage over an eighth
+	} {
+		h, due := r.due(heldHeap{free: c.free, garbage: c.garbage, live: 8 * mb}, above)
+		if due != c.want || r.kept != c.kept || h.free != c.free-c.kept {
+			t.Errorf("reading %d (free %d, garbage %d): due %v, kept %d, free counted %d; want %v, %d, %d",
+				i, c.free, c.garbage, due, r.kept, h.free, c.want, c.kept, c.free-c.kept)
+		}
+	}
+}
+
 // TestRelease: the heap a wave of garbage left free goes back to the OS;
 // what a release could not return does not call for the next one, and a
 // heap holding less than the threshold is left alone.
